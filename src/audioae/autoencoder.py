@@ -1,0 +1,88 @@
+"""`AudioAutoencoder`: encoder -> bottleneck -> decoder, with the length bookkeeping.
+
+Shapes: audio (B, in_channels, T) with T a multiple of `downsampling_ratio`;
+latents (B, latent_dim, T // downsampling_ratio); decoded audio (B, out_channels, T).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from audioae.bottlenecks.base import Bottleneck, BottleneckResult
+
+
+class AudioAutoencoder(nn.Module):
+    """The model a run trains and the inference tools load.
+
+    The submodule names (`encoder`, `decoder`, `bottleneck`) are the stable-audio-tools names,
+    so state dicts are interchangeable where the networks are.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        bottleneck: Bottleneck,
+        sample_rate: int,
+        in_channels: int,
+        out_channels: int,
+        downsampling_ratio: int,
+        soft_clip: bool = False,
+    ):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.bottleneck = bottleneck
+        self.sample_rate = int(sample_rate)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.downsampling_ratio = int(downsampling_ratio)
+        self.soft_clip = soft_clip
+
+    @property
+    def latent_dim(self) -> int:
+        return self.bottleneck.latent_dim
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.bottleneck.is_discrete
+
+    def check_length(self, length: int) -> None:
+        if length % self.downsampling_ratio:
+            raise ValueError(
+                f"audio length {length} is not a multiple of the downsampling ratio "
+                f"{self.downsampling_ratio}; pad it (e.g. to "
+                f"{-(-length // self.downsampling_ratio) * self.downsampling_ratio})"
+            )
+
+    def encode(self, audio: Tensor, sample: bool = True) -> BottleneckResult:
+        """(B, in_channels, T) -> BottleneckResult with latents (B, latent_dim, T // ratio).
+
+        `sample=False` makes stochastic bottlenecks return their mean (for inference)."""
+        if audio.dim() != 3 or audio.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected audio of shape (batch, {self.in_channels}, time), got {tuple(audio.shape)}"
+            )
+        self.check_length(audio.shape[-1])
+        return self.bottleneck.encode(self.encoder(audio), sample=sample)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """(B, latent_dim, L) -> (B, out_channels, L * ratio)."""
+        audio = self.decoder(self.bottleneck.decode(latents))
+        # Odd upsampling strides make transposed convolutions one sample short per block;
+        # pad or trim so that decode(encode(x)) always has the length of x.
+        audio = fit_length(audio, latents.shape[-1] * self.downsampling_ratio)
+        return torch.tanh(audio) if self.soft_clip else audio
+
+    def forward(self, audio: Tensor, sample: bool = True) -> tuple[Tensor, BottleneckResult]:
+        result = self.encode(audio, sample=sample)
+        return self.decode(result.latents), result
+
+
+def fit_length(x: Tensor, length: int) -> Tensor:
+    """Trim or zero-pad the last dimension of `x` to `length`."""
+    if x.shape[-1] >= length:
+        return x[..., :length]
+    return F.pad(x, (0, length - x.shape[-1]))

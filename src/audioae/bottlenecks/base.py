@@ -1,0 +1,83 @@
+"""The bottleneck contract shared by every bottleneck.
+
+A bottleneck maps the encoder output (B, in_channels, L) to latents (B, latent_dim, L) and owns
+its regulariser: it returns its losses by name (unweighted) together with extras such as
+quantizer codes. It also owns the default weights of those losses, so the trainer can weight
+every term by name without knowing which bottleneck it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from audioae.errors import ConfigError
+
+
+@dataclass
+class BottleneckResult:
+    """What `Bottleneck.encode` returns.
+
+    latents: (B, latent_dim, L), the input of `Bottleneck.decode`.
+    losses: unweighted regularisers by name, e.g. {"kl": scalar}.
+    extras: tensors worth logging or keeping, e.g. {"codes": (B, n_quantizers, L)}.
+    """
+
+    latents: Tensor
+    losses: dict[str, Tensor] = field(default_factory=dict)
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Bottleneck(nn.Module):
+    """Base class. Subclasses set `loss_names` and override `encode` (and `decode` if needed).
+
+    latent_dim: channels of the latents handed to downstream models.
+    loss_weights: weight of each loss this bottleneck emits, by name; a name it never emits is
+        an error. Losses without a weight are logged but not added to the objective.
+    """
+
+    loss_names: tuple[str, ...] = ()
+    is_discrete: bool = False
+
+    def __init__(self, latent_dim: int, loss_weights: Mapping[str, float] | None = None):
+        super().__init__()
+        self.latent_dim = int(latent_dim)
+        self.loss_weights = {str(k): float(v) for k, v in (loss_weights or {}).items()}
+        unknown = sorted(set(self.loss_weights) - set(self.loss_names))
+        if unknown:
+            emitted = ", ".join(self.loss_names) or "no losses"
+            raise ConfigError(
+                f"bottleneck.loss_weights: {', '.join(unknown)} is not a loss of "
+                f"{type(self).__name__} (it emits {emitted})"
+            )
+
+    @property
+    def in_channels(self) -> int:
+        """Width the encoder must output."""
+        return self.latent_dim
+
+    @property
+    def out_channels(self) -> int:
+        """Width the decoder receives (latent_dim plus any noise channels)."""
+        return self.latent_dim
+
+    def encode(self, x: Tensor, sample: bool = True) -> BottleneckResult:
+        """(B, in_channels, L) -> latents (B, latent_dim, L). `sample` only matters for
+        stochastic bottlenecks; False gives their deterministic (mean) latents."""
+        return BottleneckResult(x)
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """(B, latent_dim, L) -> decoder input (B, out_channels, L)."""
+        return latents
+
+
+def append_noise(latents: Tensor, noise_dim: int) -> Tensor:
+    """Concatenate `noise_dim` channels of N(0, 1) noise to (B, C, L) latents."""
+    if noise_dim == 0:
+        return latents
+    b, _, length = latents.shape
+    noise = torch.randn(b, noise_dim, length, device=latents.device, dtype=latents.dtype)
+    return torch.cat([latents, noise], dim=1)

@@ -1,0 +1,71 @@
+"""Build the model from a composed config, deriving the widths that interpolation cannot.
+
+`hydra.utils.instantiate` does all dispatch; this module only computes relations between
+groups (stated once, derived here) and checks contradictions, naming the keys involved:
+- the encoder's output width is the bottleneck's input width (a VAE needs 2 * latent_dim);
+- the decoder's input width is the bottleneck's output width (latent_dim + noise channels);
+- the downsampling ratio is the product of the encoder strides, and must match the decoder's.
+"""
+
+from __future__ import annotations
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from audioae.autoencoder import AudioAutoencoder
+from audioae.errors import AudioAEError, ConfigError
+
+
+def build(node: DictConfig, key: str, **derived):
+    """instantiate(node, **derived), with errors reported as one line naming `key`."""
+    for name, value in derived.items():
+        given = node.get(name) if name in node else None
+        if given is not None and given != value:
+            raise ConfigError(
+                f"{key}.{name}={given} contradicts the value derived from the other groups "
+                f"({value}); remove {key}.{name} or change the setting it follows from"
+            )
+    try:
+        return instantiate(node, **derived)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, AudioAEError):
+            raise cause from None
+        reason = str(cause or e).strip().splitlines()[-1] if (cause or e) else str(e)
+        raise ConfigError(f"{key}: {reason}") from None
+
+
+def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
+    """The AudioAutoencoder of a composed train config (groups encoder, bottleneck, decoder)."""
+    bottleneck = build(cfg.bottleneck, "bottleneck")
+    encoder = build(cfg.encoder, "encoder", latent_dim=bottleneck.in_channels)
+    decoder = build(cfg.decoder, "decoder", latent_dim=bottleneck.out_channels)
+
+    ratio = int(encoder.downsampling_ratio)
+    up = getattr(decoder, "upsampling_ratio", ratio)
+    if up != ratio:
+        raise ConfigError(
+            f"decoder strides upsample by {up} but encoder strides downsample by {ratio}; "
+            "make encoder.strides and decoder.strides multiply to the same ratio"
+        )
+    if cfg.get("downsampling_ratio") not in (None, ratio):
+        raise ConfigError(
+            f"downsampling_ratio={cfg.downsampling_ratio} contradicts encoder.strides "
+            f"(product {ratio}); drop downsampling_ratio, it is derived"
+        )
+    if cfg.sample_size % ratio:
+        raise ConfigError(
+            f"sample_size={cfg.sample_size} is not a multiple of the downsampling ratio {ratio} "
+            "(product of encoder.strides)"
+        )
+    return AudioAutoencoder(
+        encoder=encoder,
+        decoder=decoder,
+        bottleneck=bottleneck,
+        sample_rate=cfg.sample_rate,
+        in_channels=cfg.in_channels,
+        out_channels=cfg.out_channels,
+        downsampling_ratio=ratio,
+        soft_clip=cfg.get("soft_clip", False),
+    )

@@ -1,0 +1,1 @@
+"""Console scripts; each module is one command."""

@@ -1,0 +1,29 @@
+"""One flat, namespaced loss dict, weighted by config keys that match loss names exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import Tensor
+
+from audioae.errors import ConfigError
+
+
+def check_weights(weights: Mapping[str, float], names: Iterable[str], key: str) -> None:
+    """Every weight must name a loss that the run computes."""
+    names = set(names)
+    unknown = sorted(set(weights) - names)
+    if unknown:
+        raise ConfigError(
+            f"{key}: no loss named {', '.join(unknown)}; the losses of this run are "
+            f"{', '.join(sorted(names))}"
+        )
+
+
+def weighted_sum(losses: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """sum_k weights[k] * losses[k] over the weighted losses present (weight 0 = log only)."""
+    terms = [w * losses[k] for k, w in weights.items() if w != 0 and k in losses]
+    if not terms:
+        return torch.zeros((), device=next(iter(losses.values())).device)
+    return torch.stack(terms).sum()

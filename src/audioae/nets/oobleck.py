@@ -1,0 +1,378 @@
+"""Oobleck encoder and decoder, the convolutional autoencoder of Stable Audio.
+
+Evans et al., "Stable Audio Open", 2024 (arXiv:2407.14358); the same network is the VAE of
+Stable Audio 2.0 (Evans et al., "Long-form music generation with latent diffusion", 2024).
+The SnakeBeta activation and the anti-aliased activation come from BigVGAN
+(Lee et al., "BigVGAN: A Universal Neural Vocoder with Large-Scale Training", ICLR 2023).
+
+Module names, indices and weight-norm parameter names (`weight_g`, `weight_v`) match
+stable-audio-tools exactly, so its checkpoints load with `strict=True`.
+"""
+
+import copy
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.weight_norm import WeightNorm
+from torch.utils.checkpoint import checkpoint
+
+
+def wn(module: nn.Module) -> nn.Module:
+    """Weight-normalise a conv: weight = g * v / ||v||, the norm over all dims but 0.
+
+    The deprecated hook API is kept on purpose: it gives the `weight_g` (out, 1, 1) and
+    `weight_v` keys of reference checkpoints (for a transposed conv, g is (in, 1, 1)).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return nn.utils.weight_norm(module, dim=0)
+
+
+def _weight_norm_hooks(module: nn.Module) -> Iterator[tuple[nn.Module, WeightNorm]]:
+    for m in module.modules():
+        for hook in m._forward_pre_hooks.values():
+            if isinstance(hook, WeightNorm):
+                yield m, hook
+
+
+class _DeepCopyable(nn.Module):
+    """Makes `copy.deepcopy` work despite the weight-norm hooks (needed for EMA copies).
+
+    The hook API caches the computed `weight` as a non-leaf tensor on each conv, and deepcopy
+    refuses non-leaf tensors (pytorch#103001). Copy without the caches, then recompute them.
+    """
+
+    def __deepcopy__(self, memo: dict) -> "_DeepCopyable":
+        hooked = list(_weight_norm_hooks(self))
+        cached = [m.__dict__.pop(hook.name) for m, hook in hooked]
+        try:
+            new = self.__class__.__new__(self.__class__)
+            memo[id(self)] = new
+            new.__setstate__(copy.deepcopy(self.__dict__, memo))
+        finally:
+            for (m, hook), weight in zip(hooked, cached, strict=True):
+                setattr(m, hook.name, weight)
+        for m, hook in _weight_norm_hooks(new):
+            hook(m, None)
+        return new
+
+
+class SnakeBeta(nn.Module):
+    """Snake with separate frequency and magnitude, per channel (BigVGAN).
+
+    y = x + 1 / (b + 1e-9) * sin(a * x)^2, with a = exp(alpha), b = exp(beta) in log scale.
+    Shape-preserving on (B, C, T); `alpha`, `beta` have shape (C,).
+    In log scale both start at log(alpha) (0 for the default 1.0, as in stable-audio-tools).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        alpha: float = 1.0,
+        alpha_trainable: bool = True,
+        alpha_logscale: bool = True,
+    ) -> None:
+        super().__init__()
+        self.alpha_logscale = alpha_logscale
+        init = math.log(alpha) if alpha_logscale else alpha
+        self.alpha = nn.Parameter(torch.full((in_features,), init), requires_grad=alpha_trainable)
+        self.beta = nn.Parameter(torch.full((in_features,), init), requires_grad=alpha_trainable)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.alpha[None, :, None]
+        b = self.beta[None, :, None]
+        if self.alpha_logscale:
+            a, b = torch.exp(a), torch.exp(b)
+        return x + (1.0 / (b + 1e-9)) * torch.sin(x * a).pow(2)
+
+
+def _kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> Tensor:
+    """Kaiser-windowed sinc low-pass, normalised to unit DC gain; shape (1, 1, kernel_size).
+
+    The Kaiser beta follows the usual attenuation rule (Kaiser 1974), as in alias-free-torch.
+    """
+    half = kernel_size // 2
+    atten = 2.285 * (half - 1) * math.pi * 4 * half_width + 7.95
+    if atten > 50.0:
+        beta = 0.1102 * (atten - 8.7)
+    elif atten >= 21.0:
+        beta = 0.5842 * (atten - 21.0) ** 0.4 + 0.07886 * (atten - 21.0)
+    else:
+        beta = 0.0
+    window = torch.kaiser_window(kernel_size, periodic=False, beta=beta)
+    if kernel_size % 2 == 0:
+        t = torch.arange(-half, half) + 0.5
+    else:
+        t = torch.arange(kernel_size) - half
+    taps = 2 * cutoff * window * torch.sinc(2 * cutoff * t)
+    return (taps / taps.sum()).view(1, 1, kernel_size)
+
+
+class _UpSample1d(nn.Module):
+    """2x upsampling by zero-stuffing (transposed conv) and a low-pass, replicate padding."""
+
+    def __init__(self, ratio: int = 2, kernel_size: int = 12) -> None:
+        super().__init__()
+        self.ratio = ratio
+        self.pad = kernel_size // ratio - 1
+        self.trim_left = self.pad * ratio + (kernel_size - ratio) // 2
+        self.trim_right = self.pad * ratio + (kernel_size - ratio + 1) // 2
+        self.register_buffer("filter", _kaiser_sinc_filter(0.5 / ratio, 0.6 / ratio, kernel_size))
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = x.shape[1]
+        x = F.pad(x, (self.pad, self.pad), mode="replicate")
+        x = F.conv_transpose1d(x, self.filter.expand(c, -1, -1), stride=self.ratio, groups=c)
+        return self.ratio * x[..., self.trim_left : -self.trim_right]
+
+
+class _LowPassFilter1d(nn.Module):
+    """Strided depthwise low-pass with replicate padding (the `downsample.lowpass` module)."""
+
+    def __init__(self, cutoff: float, half_width: float, stride: int, kernel_size: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.pad_left = kernel_size // 2 - int(kernel_size % 2 == 0)
+        self.pad_right = kernel_size // 2
+        self.register_buffer("filter", _kaiser_sinc_filter(cutoff, half_width, kernel_size))
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = x.shape[1]
+        x = F.pad(x, (self.pad_left, self.pad_right), mode="replicate")
+        return F.conv1d(x, self.filter.expand(c, -1, -1), stride=self.stride, groups=c)
+
+
+class _DownSample1d(nn.Module):
+    def __init__(self, ratio: int = 2, kernel_size: int = 12) -> None:
+        super().__init__()
+        self.lowpass = _LowPassFilter1d(0.5 / ratio, 0.6 / ratio, ratio, kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.lowpass(x)
+
+
+class Activation1d(nn.Module):
+    """Anti-aliased activation (BigVGAN): 2x upsample, `act`, 2x downsample.
+
+    Both resamplers use 12-tap Kaiser-sinc filters (buffers `upsample.filter`,
+    `downsample.lowpass.filter`), as alias-free-torch 0.0.6. (B, C, T) -> (B, C, T).
+    """
+
+    def __init__(self, act: nn.Module, ratio: int = 2, kernel_size: int = 12) -> None:
+        super().__init__()
+        self.act = act
+        self.upsample = _UpSample1d(ratio, kernel_size)
+        self.downsample = _DownSample1d(ratio, kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.downsample(self.act(self.upsample(x)))
+
+
+def _activation(use_snake: bool, channels: int, antialias: bool = False) -> nn.Module:
+    act = SnakeBeta(channels) if use_snake else nn.ELU()
+    return Activation1d(act) if antialias else act
+
+
+def _int_list(values: Sequence[int]) -> list[int]:
+    # Hydra passes ListConfig; plain ints keep the modules picklable and the arithmetic exact.
+    return [int(v) for v in values]
+
+
+class ResidualUnit(nn.Module):
+    """x + conv1x1(act(conv7_dilated(act(x)))); (B, C, T) -> (B, C, T).
+
+    `checkpointing` recomputes `layers` in the backward pass (training mode only), trading
+    compute for activation memory; the maths is unchanged.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        dilation: int,
+        use_snake: bool = False,
+        checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        self.checkpointing = checkpointing
+        self.layers = nn.Sequential(
+            _activation(use_snake, out_channels),
+            wn(nn.Conv1d(in_channels, out_channels, 7, dilation=dilation, padding=dilation * 3),
+            _activation(use_snake, out_channels),
+            wn(nn.Conv1d(out_channels, out_channels, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return x + checkpoint(self.layers, x, use_reentrant=False)
+        return x + self.layers(x)
+
+
+class EncoderBlock(nn.Module):
+    """Three residual units (dilations 1, 3, 9), then a strided conv.
+
+    (B, C_in, T) -> (B, C_out, T // stride) when T is a multiple of stride.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        use_snake: bool = False,
+        checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        units = [
+            ResidualUnit(in_channels, in_channels, d, use_snake, checkpointing) for d in (1, 3, 9)
+        ]
+        self.layers = nn.Sequential(
+            *units,
+            _activation(use_snake, in_channels),
+            wn(nn.Conv1d(
+                in_channels, out_channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)
+            ),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class DecoderBlock(nn.Module):
+    """Activation, upsampling by `stride`, three residual units (dilations 1, 3, 9).
+
+    (B, C_in, L) -> (B, C_out, L * stride) for even stride; L * stride - 1 for odd stride with
+    the transposed conv (reference padding rule). Nearest upsampling gives L * stride always.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        use_snake: bool = False,
+        antialias_activation: bool = False,
+        use_nearest_upsample: bool = False,
+        checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        if use_nearest_upsample:
+            upsample: nn.Module = nn.Sequential(
+                nn.Upsample(scale_factor=stride, mode="nearest"),
+                wn(nn.Conv1d(in_channels, out_channels, 2 * stride, bias=False, padding="same"),
+            )
+        else:
+            upsample = wn(nn.ConvTranspose1d(
+                in_channels, out_channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)
+            )
+        units = [
+            ResidualUnit(out_channels, out_channels, d, use_snake, checkpointing) for d in (1, 3, 9)
+        ]
+        self.layers = nn.Sequential(
+            _activation(use_snake, in_channels, antialias_activation), upsample, *units
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class OobleckEncoder(_DeepCopyable):
+    """Oobleck encoder: (B, in_channels, T) -> (B, latent_dim, T // downsampling_ratio).
+
+    `downsampling_ratio` is the product of `strides`; T should be a multiple of it. For a VAE
+    bottleneck, `latent_dim` here is twice the bottleneck's latent size (mean and scale).
+    Only the final activation can be anti-aliased, as in the reference.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        channels: int = 128,
+        latent_dim: int = 32,
+        c_mults: Sequence[int] = (1, 2, 4, 8),
+        strides: Sequence[int] = (2, 4, 8, 8),
+        use_snake: bool = False,
+        antialias_activation: bool = False,
+        checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        c_mults, strides = _int_list(c_mults), _int_list(strides)
+        if len(c_mults) != len(strides):
+            raise ValueError(f"c_mults {c_mults} and strides {strides} differ in length")
+        self.in_channels = in_channels
+        self.latent_dim = latent_dim
+        self.downsampling_ratio = math.prod(strides)
+        cm = [1, *c_mults]
+        blocks = [
+            EncoderBlock(cm[i] * channels, cm[i + 1] * channels, s, use_snake, checkpointing)
+            for i, s in enumerate(strides)
+        ]
+        self.layers = nn.Sequential(
+            wn(nn.Conv1d(in_channels, cm[0] * channels, 7, padding=3),
+            *blocks,
+            _activation(use_snake, cm[-1] * channels, antialias_activation),
+            wn(nn.Conv1d(cm[-1] * channels, latent_dim, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class OobleckDecoder(_DeepCopyable):
+    """Oobleck decoder: (B, latent_dim, L) -> (B, out_channels, L * upsampling_ratio).
+
+    Blocks run over `strides` in reverse order. With an odd stride and the default transposed
+    conv, a block yields L * s - 1 samples (reference quirk, kept for output and checkpoint
+    parity), so the output is shorter than L * upsampling_ratio: strides (3, 5) map L = 4 to
+    (4 * 5 - 1) * 3 - 1 = 56 samples, not 60. Callers trim or pad.
+    `antialias_activation` applies to each block's first activation and the final one.
+    """
+
+    def __init__(
+        self,
+        out_channels: int = 2,
+        channels: int = 128,
+        latent_dim: int = 32,
+        c_mults: Sequence[int] = (1, 2, 4, 8),
+        strides: Sequence[int] = (2, 4, 8, 8),
+        use_snake: bool = False,
+        antialias_activation: bool = False,
+        use_nearest_upsample: bool = False,
+        final_tanh: bool = True,
+        checkpointing: bool = False,
+    ) -> None:
+        super().__init__()
+        c_mults, strides = _int_list(c_mults), _int_list(strides)
+        if len(c_mults) != len(strides):
+            raise ValueError(f"c_mults {c_mults} and strides {strides} differ in length")
+        self.out_channels = out_channels
+        self.latent_dim = latent_dim
+        self.upsampling_ratio = math.prod(strides)
+        cm = [1, *c_mults]
+        blocks = [
+            DecoderBlock(
+                cm[i] * channels,
+                cm[i - 1] * channels,
+                strides[i - 1],
+                use_snake,
+                antialias_activation,
+                use_nearest_upsample,
+                checkpointing,
+            )
+            for i in range(len(strides), 0, -1)
+        ]
+        self.layers = nn.Sequential(
+            wn(nn.Conv1d(latent_dim, cm[-1] * channels, 7, padding=3),
+            *blocks,
+            _activation(use_snake, cm[0] * channels, antialias_activation),
+            wn(nn.Conv1d(cm[0] * channels, out_channels, 7, padding=3, bias=False),
+            nn.Tanh() if final_tanh else nn.Identity(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
