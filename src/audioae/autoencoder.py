@@ -1,7 +1,8 @@
-"""`AudioAutoencoder`: encoder -> bottleneck -> decoder, with the length bookkeeping.
+"""`AudioAutoencoder`: [pretransform] -> encoder -> bottleneck -> decoder -> [pretransform⁻¹].
 
 Shapes: audio (B, in_channels, T) with T a multiple of `downsampling_ratio`;
 latents (B, latent_dim, T // downsampling_ratio); decoded audio (B, out_channels, T).
+`downsampling_ratio` includes the pretransform's.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audioae.bottlenecks.base import Bottleneck, BottleneckResult
+from audioae.pretransforms.base import Pretransform
 
 
 class AudioAutoencoder(nn.Module):
     """The model a run trains and the inference tools load.
 
-    The submodule names (`encoder`, `decoder`, `bottleneck`) are the stable-audio-tools names,
-    so state dicts are interchangeable where the networks are.
+    The submodule names (`encoder`, `decoder`, `bottleneck`, `pretransform`) are the
+    stable-audio-tools names, so state dicts are interchangeable where the networks are.
+    `downsampling_ratio` is the total: encoder strides times the pretransform's ratio.
     """
 
     def __init__(
@@ -29,12 +32,14 @@ class AudioAutoencoder(nn.Module):
         in_channels: int,
         out_channels: int,
         downsampling_ratio: int,
+        pretransform: Pretransform | None = None,
         soft_clip: bool = False,
     ):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.bottleneck = bottleneck
+        self.pretransform = pretransform
         self.sample_rate = int(sample_rate)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
@@ -66,11 +71,18 @@ class AudioAutoencoder(nn.Module):
                 f"expected audio of shape (batch, {self.in_channels}, time), got {tuple(audio.shape)}"
             )
         self.check_length(audio.shape[-1])
+        if self.pretransform is not None:
+            with torch.set_grad_enabled(self.pretransform.enable_grad and torch.is_grad_enabled()):
+                audio = self.pretransform.encode(audio)
         return self.bottleneck.encode(self.encoder(audio), sample=sample)
 
     def decode(self, latents: Tensor) -> Tensor:
         """(B, latent_dim, L) -> (B, out_channels, L * ratio)."""
         audio = self.decoder(self.bottleneck.decode(latents))
+        if self.pretransform is not None:
+            audio = fit_length(audio, latents.shape[-1] * self.encoder.downsampling_ratio)
+            with torch.set_grad_enabled(self.pretransform.enable_grad and torch.is_grad_enabled()):
+                audio = self.pretransform.decode(audio)
         # Odd upsampling strides make transposed convolutions one sample short per block;
         # pad or trim so that decode(encode(x)) always has the length of x.
         audio = fit_length(audio, latents.shape[-1] * self.downsampling_ratio)

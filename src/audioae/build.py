@@ -4,7 +4,10 @@
 groups (stated once, derived here) and checks contradictions, naming the keys involved:
 - the encoder's output width is the bottleneck's input width (a VAE needs 2 * latent_dim);
 - the decoder's input width is the bottleneck's output width (latent_dim + noise channels);
-- the downsampling ratio is the product of the encoder strides, and must match the decoder's.
+- the encoder's input and the decoder's output channels are `in_channels`/`out_channels`,
+  or the pretransform's encoded channels when there is one;
+- the downsampling ratio is the product of the encoder strides (times the pretransform's), and
+  must match the decoder's.
 """
 
 from __future__ import annotations
@@ -38,9 +41,22 @@ def build(node: DictConfig, key: str, **derived):
 
 def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
     """The AudioAutoencoder of a composed train config (groups encoder, bottleneck, decoder)."""
+    pretransform = build(cfg.pretransform, "pretransform") if cfg.get("pretransform") else None
+    in_ch, out_ch, pre_ratio = cfg.in_channels, cfg.out_channels, 1
+    if pretransform is not None:
+        if pretransform.io_channels not in (cfg.in_channels, cfg.out_channels):
+            raise ConfigError(
+                f"pretransform works on {pretransform.io_channels} channels but in_channels="
+                f"{cfg.in_channels}, out_channels={cfg.out_channels}"
+            )
+        in_ch = out_ch = pretransform.encoded_channels
+        pre_ratio = pretransform.downsampling_ratio
+        pretransform.requires_grad_(pretransform.enable_grad)
     bottleneck = build(cfg.bottleneck, "bottleneck")
-    encoder = build(cfg.encoder, "encoder", latent_dim=bottleneck.in_channels)
-    decoder = build(cfg.decoder, "decoder", latent_dim=bottleneck.out_channels)
+    encoder = build(cfg.encoder, "encoder", latent_dim=bottleneck.in_channels, in_channels=in_ch)
+    decoder = build(
+        cfg.decoder, "decoder", latent_dim=bottleneck.out_channels, out_channels=out_ch
+    )
 
     ratio = int(encoder.downsampling_ratio)
     up = getattr(decoder, "upsampling_ratio", ratio)
@@ -49,10 +65,11 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
             f"decoder strides upsample by {up} but encoder strides downsample by {ratio}; "
             "make encoder.strides and decoder.strides multiply to the same ratio"
         )
+    ratio *= pre_ratio
     if cfg.get("downsampling_ratio") not in (None, ratio):
         raise ConfigError(
             f"downsampling_ratio={cfg.downsampling_ratio} contradicts encoder.strides "
-            f"(product {ratio}); drop downsampling_ratio, it is derived"
+            f"(total ratio {ratio}); drop downsampling_ratio, it is derived"
         )
     if cfg.sample_size % ratio:
         raise ConfigError(
@@ -67,5 +84,6 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
         in_channels=cfg.in_channels,
         out_channels=cfg.out_channels,
         downsampling_ratio=ratio,
+        pretransform=pretransform,
         soft_clip=cfg.get("soft_clip", False),
     )

@@ -17,7 +17,7 @@ from audioae.nets.oobleck import (
     OobleckEncoder,
     ResidualUnit,
     SnakeBeta,
-    wn_conv1d,
+    wn,
 )
 
 # stable_audio_2_0_vae.json: the encoder emits mean and scale, hence 128 vs 64.
@@ -116,11 +116,16 @@ def test_latent_and_output_lengths(strides, frames, out_len):
         assert dec(z).shape == (2, 1, out_len)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 def test_nearest_upsample_layout_and_exact_length_for_odd_strides():
     dec = OobleckDecoder(
-        out_channels=1, channels=2, latent_dim=3, c_mults=[1, 2], strides=[3, 5],
+        out_channels=1,
+        channels=2,
+        latent_dim=3,
+        c_mults=[1, 2],
+        strides=[3, 5],
         use_nearest_upsample=True,
-    )  # fmt: skip
+    )
     sd = dec.state_dict()
     assert sd["layers.1.layers.1.1.weight_g"].shape == (2, 1, 1)
     assert sd["layers.1.layers.1.1.weight_v"].shape == (2, 4, 10)  # 4 -> 2 channels, k = 2 * 5
@@ -135,8 +140,9 @@ def test_elu_variant_has_no_activation_keys_and_same_indices():
         snake_keys, elu_keys = set(snake_model.state_dict()), set(elu_model.state_dict())
         assert not any(k.endswith((".alpha", ".beta")) for k in elu_keys)
         assert elu_keys == {k for k in snake_keys if not k.endswith((".alpha", ".beta"))}
-        assert isinstance(elu_model.layers[-2 if isinstance(elu_model, OobleckEncoder) else -3],
-                          nn.ELU)  # fmt: skip
+        final_act = 3  # index N + 1 in both, N = 2 blocks
+        assert isinstance(elu_model.layers[final_act], nn.ELU)
+        assert isinstance(snake_model.layers[final_act], SnakeBeta)
 
 
 def test_snake_beta_formula():
@@ -153,7 +159,7 @@ def test_snake_beta_formula():
 
 
 def test_weight_norm_conv_is_g_v_over_norm_v():
-    conv = wn_conv1d(2, 1, 1)
+    conv = wn(nn.Conv1d(2, 1, 1))
     with torch.no_grad():
         conv.weight_v.copy_(torch.tensor([[[3.0], [4.0]]]))  # ||v|| = 5
         conv.weight_g.copy_(torch.tensor([[[10.0]]]))  # weight = [6, 8]
@@ -200,13 +206,20 @@ def test_state_dict_round_trip_strict_and_identical_outputs():
         assert dec(enc(x)).shape == (2, 2, 64)
 
 
-def test_deepcopy_for_ema():
-    enc, _ = _tiny()
-    _randomise(enc)
-    ema = copy.deepcopy(enc)
+def test_deepcopy_for_ema_after_a_training_step():
+    enc, dec = _tiny()
+    _randomise(dec, seed=5)
+    model = nn.ModuleDict({"encoder": enc, "decoder": dec})
     x = torch.randn(1, 2, 16)
+    dec(enc(x)).sum().backward()  # leaves non-leaf cached `weight` tensors on every conv
+    ema = copy.deepcopy(model)
     with torch.no_grad():
-        assert torch.equal(ema(x), enc(x))
+        assert torch.equal(ema["decoder"](ema["encoder"](x)), dec(enc(x)))
+        ema["decoder"].layers[0].weight_g.mul_(2.0)  # the copy owns its parameters
+        assert not torch.equal(ema["decoder"](ema["encoder"](x)), dec(enc(x)))
+    assert ema["decoder"].layers[0].weight_g.data_ptr() != dec.layers[0].weight_g.data_ptr()
+    copy.deepcopy(ema)  # and copies again
+    nn.utils.remove_weight_norm(ema["encoder"].layers[0])  # the hooks survive the copy
 
 
 def test_gradient_checkpointing_same_output_and_grads(monkeypatch):
@@ -253,18 +266,21 @@ def test_hydra_list_config_arguments():
 def test_antialias_key_layout():
     enc, _ = _tiny(antialias_activation=True)
     dec = OobleckDecoder(
-        out_channels=2, channels=4, latent_dim=6, c_mults=[1, 2], strides=[2, 4], use_snake=True,
+        out_channels=2,
+        channels=4,
+        latent_dim=6,
+        c_mults=[1, 2],
+        strides=[2, 4],
+        use_snake=True,
         antialias_activation=True,
-    )  # fmt: skip
+    )
     enc_keys, dec_keys = set(enc.state_dict()), set(dec.state_dict())
     # Only the final encoder activation is wrapped.
-    assert {"layers.3.act.alpha", "layers.3.act.beta", "layers.3.upsample.filter",
-            "layers.3.downsample.lowpass.filter"} <= enc_keys  # fmt: skip
+    wrapped = ("act.alpha", "act.beta", "upsample.filter", "downsample.lowpass.filter")
+    assert {f"layers.3.{k}" for k in wrapped} <= enc_keys
     assert "layers.1.layers.3.alpha" in enc_keys  # block activation not wrapped
     for p in ("layers.1.layers.0", "layers.2.layers.0", "layers.3"):
-        assert {f"{p}.act.alpha", f"{p}.upsample.filter", f"{p}.downsample.lowpass.filter"} <= (
-            dec_keys
-        )
+        assert {f"{p}.{k}" for k in wrapped} <= dec_keys
     assert "layers.1.layers.2.layers.0.alpha" in dec_keys  # residual units never wrapped
     assert dec.state_dict()["layers.3.upsample.filter"].shape == (1, 1, 12)
     with torch.no_grad():
@@ -274,12 +290,15 @@ def test_antialias_key_layout():
 def test_antialias_filter_and_passband():
     act = Activation1d(nn.Identity())
     taps = act.upsample.filter.flatten().double().numpy()
-    # Kaiser-sinc, cutoff 0.25, half width 0.3, 12 taps: attenuation A > 50 -> beta = 0.1102 (A - 8.7)
+    # Kaiser-sinc, cutoff 0.25, half width 0.3, 12 taps; attenuation A > 50, so
+    # beta = 0.1102 (A - 8.7)
     atten = 2.285 * 5 * math.pi * 1.2 + 7.95
     t = np.arange(-6, 6) + 0.5
     ref = np.kaiser(12, 0.1102 * (atten - 8.7)) * np.sinc(0.5 * t)
     np.testing.assert_allclose(taps, ref / ref.sum(), rtol=1e-5, atol=1e-7)
     assert torch.equal(act.upsample.filter, act.downsample.lowpass.filter)
+    half = [0.0020, 0.0094, -0.0255, -0.0577, 0.1286, 0.4432]  # symmetric
+    np.testing.assert_allclose(taps, half + half[::-1], atol=5e-5)
     # A slow sine passes almost unchanged; odd lengths are preserved.
     x = torch.sin(2 * math.pi * 0.02 * torch.arange(201.0)).view(1, 1, -1).repeat(1, 3, 1)
     y = act(x)

@@ -29,7 +29,6 @@ def wn(module: nn.Module) -> nn.Module:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", UserWarning)
         return nn.utils.weight_norm(module, dim=0)
 
 
@@ -92,7 +91,7 @@ class SnakeBeta(nn.Module):
 
 
 def _kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> Tensor:
-    """Kaiser-windowed sinc low-pass, normalised to unit DC gain; shape (1, 1, kernel_size).
+    """Kaiser-windowed sinc low-pass (even `kernel_size`), unit DC gain; (1, 1, kernel_size).
 
     The Kaiser beta follows the usual attenuation rule (Kaiser 1974), as in alias-free-torch.
     """
@@ -105,10 +104,7 @@ def _kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> T
     else:
         beta = 0.0
     window = torch.kaiser_window(kernel_size, periodic=False, beta=beta)
-    if kernel_size % 2 == 0:
-        t = torch.arange(-half, half) + 0.5
-    else:
-        t = torch.arange(kernel_size) - half
+    t = torch.arange(-half, half) + 0.5  # even kernel: taps sit between samples
     taps = 2 * cutoff * window * torch.sinc(2 * cutoff * t)
     return (taps / taps.sum()).view(1, 1, kernel_size)
 
@@ -137,8 +133,7 @@ class _LowPassFilter1d(nn.Module):
     def __init__(self, cutoff: float, half_width: float, stride: int, kernel_size: int) -> None:
         super().__init__()
         self.stride = stride
-        self.pad_left = kernel_size // 2 - int(kernel_size % 2 == 0)
-        self.pad_right = kernel_size // 2
+        self.pad_left, self.pad_right = kernel_size // 2 - 1, kernel_size // 2
         self.register_buffer("filter", _kaiser_sinc_filter(cutoff, half_width, kernel_size))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -178,9 +173,22 @@ def _activation(use_snake: bool, channels: int, antialias: bool = False) -> nn.M
     return Activation1d(act) if antialias else act
 
 
-def _int_list(values: Sequence[int]) -> list[int]:
-    # Hydra passes ListConfig; plain ints keep the modules picklable and the arithmetic exact.
-    return [int(v) for v in values]
+def _conv(*args, **kwargs) -> nn.Module:
+    return wn(nn.Conv1d(*args, **kwargs))
+
+
+def _stride_conv(conv: type[nn.Module], in_ch: int, out_ch: int, stride: int) -> nn.Module:
+    return wn(conv(in_ch, out_ch, 2 * stride, stride=stride, padding=math.ceil(stride / 2)))
+
+
+def _channels_and_strides(
+    channels: int, c_mults: Sequence[int], strides: Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """Widths [ch, c_mults[0] * ch, ...] and strides as plain ints (Hydra passes ListConfig)."""
+    c_mults, strides = [int(c) for c in c_mults], [int(s) for s in strides]
+    if len(c_mults) != len(strides):
+        raise ValueError(f"c_mults {c_mults} and strides {strides} differ in length")
+    return [m * channels for m in (1, *c_mults)], strides
 
 
 class ResidualUnit(nn.Module):
@@ -202,9 +210,9 @@ class ResidualUnit(nn.Module):
         self.checkpointing = checkpointing
         self.layers = nn.Sequential(
             _activation(use_snake, out_channels),
-            wn(nn.Conv1d(in_channels, out_channels, 7, dilation=dilation, padding=dilation * 3),
+            _conv(in_channels, out_channels, 7, dilation=dilation, padding=dilation * 3),
             _activation(use_snake, out_channels),
-            wn(nn.Conv1d(out_channels, out_channels, 1),
+            _conv(out_channels, out_channels, 1),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -214,7 +222,7 @@ class ResidualUnit(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    """Three residual units (dilations 1, 3, 9), then a strided conv.
+    """Residual units (dilations 1, 3, 9), activation, strided conv (kernel 2s, padding ceil(s/2)).
 
     (B, C_in, T) -> (B, C_out, T // stride) when T is a multiple of stride.
     """
@@ -228,15 +236,13 @@ class EncoderBlock(nn.Module):
         checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        units = [
-            ResidualUnit(in_channels, in_channels, d, use_snake, checkpointing) for d in (1, 3, 9)
-        ]
         self.layers = nn.Sequential(
-            *units,
-            _activation(use_snake, in_channels),
-            wn(nn.Conv1d(
-                in_channels, out_channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)
+            *(
+                ResidualUnit(in_channels, in_channels, d, use_snake, checkpointing)
+                for d in (1, 3, 9)
             ),
+            _activation(use_snake, in_channels),
+            _stride_conv(nn.Conv1d, in_channels, out_channels, stride),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -244,7 +250,7 @@ class EncoderBlock(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    """Activation, upsampling by `stride`, three residual units (dilations 1, 3, 9).
+    """Activation, upsampling by `stride`, residual units (dilations 1, 3, 9).
 
     (B, C_in, L) -> (B, C_out, L * stride) for even stride; L * stride - 1 for odd stride with
     the transposed conv (reference padding rule). Nearest upsampling gives L * stride always.
@@ -264,17 +270,17 @@ class DecoderBlock(nn.Module):
         if use_nearest_upsample:
             upsample: nn.Module = nn.Sequential(
                 nn.Upsample(scale_factor=stride, mode="nearest"),
-                wn(nn.Conv1d(in_channels, out_channels, 2 * stride, bias=False, padding="same"),
+                _conv(in_channels, out_channels, 2 * stride, bias=False, padding="same"),
             )
         else:
-            upsample = wn(nn.ConvTranspose1d(
-                in_channels, out_channels, 2 * stride, stride=stride, padding=math.ceil(stride / 2)
-            )
-        units = [
-            ResidualUnit(out_channels, out_channels, d, use_snake, checkpointing) for d in (1, 3, 9)
-        ]
+            upsample = _stride_conv(nn.ConvTranspose1d, in_channels, out_channels, stride)
         self.layers = nn.Sequential(
-            _activation(use_snake, in_channels, antialias_activation), upsample, *units
+            _activation(use_snake, in_channels, antialias_activation),
+            upsample,
+            *(
+                ResidualUnit(out_channels, out_channels, d, use_snake, checkpointing)
+                for d in (1, 3, 9)
+            ),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -301,22 +307,18 @@ class OobleckEncoder(_DeepCopyable):
         checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        c_mults, strides = _int_list(c_mults), _int_list(strides)
-        if len(c_mults) != len(strides):
-            raise ValueError(f"c_mults {c_mults} and strides {strides} differ in length")
+        ch, strides = _channels_and_strides(channels, c_mults, strides)
         self.in_channels = in_channels
         self.latent_dim = latent_dim
         self.downsampling_ratio = math.prod(strides)
-        cm = [1, *c_mults]
-        blocks = [
-            EncoderBlock(cm[i] * channels, cm[i + 1] * channels, s, use_snake, checkpointing)
-            for i, s in enumerate(strides)
-        ]
         self.layers = nn.Sequential(
-            wn(nn.Conv1d(in_channels, cm[0] * channels, 7, padding=3),
-            *blocks,
-            _activation(use_snake, cm[-1] * channels, antialias_activation),
-            wn(nn.Conv1d(cm[-1] * channels, latent_dim, 3, padding=1),
+            _conv(in_channels, ch[0], 7, padding=3),
+            *(
+                EncoderBlock(ch[i], ch[i + 1], s, use_snake, checkpointing)
+                for i, s in enumerate(strides)
+            ),
+            _activation(use_snake, ch[-1], antialias_activation),
+            _conv(ch[-1], latent_dim, 3, padding=1),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -347,30 +349,19 @@ class OobleckDecoder(_DeepCopyable):
         checkpointing: bool = False,
     ) -> None:
         super().__init__()
-        c_mults, strides = _int_list(c_mults), _int_list(strides)
-        if len(c_mults) != len(strides):
-            raise ValueError(f"c_mults {c_mults} and strides {strides} differ in length")
+        ch, strides = _channels_and_strides(channels, c_mults, strides)
         self.out_channels = out_channels
         self.latent_dim = latent_dim
         self.upsampling_ratio = math.prod(strides)
-        cm = [1, *c_mults]
-        blocks = [
-            DecoderBlock(
-                cm[i] * channels,
-                cm[i - 1] * channels,
-                strides[i - 1],
-                use_snake,
-                antialias_activation,
-                use_nearest_upsample,
-                checkpointing,
-            )
-            for i in range(len(strides), 0, -1)
-        ]
+        flags = (use_snake, antialias_activation, use_nearest_upsample, checkpointing)
         self.layers = nn.Sequential(
-            wn(nn.Conv1d(latent_dim, cm[-1] * channels, 7, padding=3),
-            *blocks,
-            _activation(use_snake, cm[0] * channels, antialias_activation),
-            wn(nn.Conv1d(cm[0] * channels, out_channels, 7, padding=3, bias=False),
+            _conv(latent_dim, ch[-1], 7, padding=3),
+            *(
+                DecoderBlock(ch[i], ch[i - 1], strides[i - 1], *flags)
+                for i in range(len(strides), 0, -1)
+            ),
+            _activation(use_snake, ch[0], antialias_activation),
+            _conv(ch[0], out_channels, 7, padding=3, bias=False),
             nn.Tanh() if final_tanh else nn.Identity(),
         )
 

@@ -84,6 +84,9 @@ def make_loader(dataset: Dataset, cfg: DictConfig, start_step: int, acc: Acceler
         num_workers=cfg.trainer.num_workers,
         pin_memory=acc.device.type == "cuda",
         persistent_workers=cfg.trainer.num_workers > 0,
+        # its own generator: creating the iterator must not draw from the global RNG, or a
+        # resumed run would diverge from an uninterrupted one
+        generator=torch.Generator().manual_seed(cfg.trainer.seed),
     )
 
 
@@ -92,6 +95,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
 
     Returns the folder of the last checkpoint."""
     t = cfg.trainer
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
     acc = Accelerator(mixed_precision=t.precision)
     set_seed(t.seed)
 
@@ -150,6 +154,10 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
             logs["lr/generator"] = opt.param_groups[0]["lr"]
             logs["latent/std"] = result.latents.std().item()
             logs["latent/mean"] = result.latents.mean().item()
+            # scalar extras of the bottleneck (e.g. codebook usage and perplexity)
+            logs.update(
+                {f"bottleneck/{k}": v.item() for k, v in result.extras.items() if v.dim() == 0}
+            )
             for k, v in logs.items():
                 writer.add_scalar(k, v, state.step)
         if state.step % t.checkpoint_every == 0 or state.step == t.max_steps:

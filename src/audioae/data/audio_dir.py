@@ -1,0 +1,283 @@
+"""Random crops of the audio files under a folder, with bounded, loud failure handling.
+
+Item n is a pure function of ``(seed, n)`` and the files: draw n lies in epoch ``n // num_files``,
+whose file order is a seeded permutation, and its crop offset comes from a generator seeded with
+the draw number. Only the frames a crop needs are decoded.
+
+Unlike stable-audio-tools' ``SampleDataset`` (reference §8 and §11 item 30), a silent crop or a
+file that fails to decode never recurses into a random other item: there is a fixed budget of
+crops and files per draw, then a ``DataError`` that says what was tried. Every file problem
+(unreadable, empty, vanished, non-finite samples, ambiguous channel mapping) is reported once by
+a warning that names the file, instead of being printed and skipped or passed silently. There is
+no phase-flip augmentation (the reference cannot turn it off); that belongs in the trainer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+from torchaudio.functional import resample
+
+from audioae.errors import AudioAEError
+
+# Independent random streams per purpose, so a permutation seed never equals a crop seed.
+_PERMUTATION, _CROP = 0, 1
+# torchaudio's default resampling kernel reaches this many zero crossings on each side.
+_RESAMPLE_ZEROS = 6
+# Largest read-start alignment (frames) worth its extra decoding; see AudioDir._crop.
+_MAX_ALIGN = 8192
+
+
+class DataError(AudioAEError, ValueError):
+    """Data that cannot be used: no usable files, or no usable crop within the try budget."""
+
+
+class MissingDataError(DataError, FileNotFoundError):
+    """The data folder does not exist."""
+
+
+class _File(NamedTuple):
+    path: str
+    frames: int
+    sample_rate: int
+    channels: int
+
+
+def _scan(root: str, extensions: frozenset[str]) -> list[str]:
+    """Files under root whose extension (case-insensitive) is listed; hidden names skipped;
+    symlinked folders followed once; sorted by relative path."""
+    found, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink cycle
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            ext = os.path.splitext(name)[1][1:].lower()
+            if not name.startswith(".") and ext in extensions:
+                found.append(os.path.join(folder, name))
+    return sorted(found, key=lambda p: os.path.relpath(p, root))
+
+
+def _reason(error: Exception) -> str:
+    # LibsndfileError's own message repeats the path; its error_string is just the cause.
+    return str(getattr(error, "error_string", None) or error)
+
+
+class AudioDir(Dataset[torch.Tensor]):
+    """Crops of the audio files found recursively under ``path``.
+
+    Item n is a float32 tensor (channels, sample_size) in [-1, 1]: a crop of ``sample_size``
+    samples at ``sample_rate`` (resampled from the file's rate), zero-padded at the end when the
+    file is shorter. Channel rule, from the file's count F to ``channels`` C:
+
+    - F == C: kept; C == 1: mean of the F channels; F == 1: repeated C times;
+    - F > C > 1: the first C channels are kept (a downmix to C > 1 channels is ambiguous);
+    - 1 < F < C: the channels are tiled cyclically (L R L R ...).
+
+    The last two warn once per file. Non-finite samples become 0 (one warning per file). A crop
+    whose peak is below ``silence_db`` dBFS is rejected and another crop of the same file is
+    drawn, up to ``max_tries`` crops; then the next file of the epoch's order is tried, up to
+    ``max_tries`` files, and after that a ``DataError`` is raised. A file that fails to decode
+    is warned about, remembered as bad (per worker) and skipped.
+
+    Args:
+        path: folder, searched recursively; hidden files and folders are skipped.
+        sample_rate, channels, sample_size: the shape of the items.
+        seed: >= 0; item n depends on (seed, n) and the files only.
+        extensions: file extensions searched, without dots, any case.
+        silence_db: crops with a lower peak level (dBFS) are rejected.
+        max_tries: crops per file and files per draw before giving up.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        sample_rate: int,
+        channels: int,
+        sample_size: int,
+        seed: int = 0,
+        extensions: Sequence[str] = ("wav", "flac", "ogg", "mp3"),
+        silence_db: float = -60.0,
+        max_tries: int = 10,
+    ) -> None:
+        if sample_rate < 1 or channels < 1 or sample_size < 1 or seed < 0 or max_tries < 1:
+            raise ValueError(
+                f"AudioDir: need sample_rate, channels, sample_size and max_tries >= 1 and "
+                f"seed >= 0; got {sample_rate}, {channels}, {sample_size}, {max_tries}, {seed}"
+            )
+        self.path = str(path)
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.sample_size = sample_size
+        self.seed = seed
+        self.extensions = tuple(sorted({str(e).lower().lstrip(".") for e in extensions}))
+        self.silence_db = float(silence_db)
+        self.max_tries = max_tries
+
+        root = os.path.expanduser(self.path)
+        if not os.path.exists(root):
+            raise MissingDataError(f"AudioDir: data folder not found: {self.path}")
+        if not os.path.isdir(root):
+            raise DataError(f"AudioDir: data path is not a folder: {self.path}")
+        candidates = _scan(root, frozenset(self.extensions))
+        self.files: list[_File] = []
+        for file in candidates:
+            try:
+                info = sf.info(file)
+            except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
+                warnings.warn(
+                    f"AudioDir: skipping unreadable file {file}: {_reason(e)}", stacklevel=2
+                )
+                continue
+            if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+                warnings.warn(
+                    f"AudioDir: skipping empty file {file} (no audio frames)", stacklevel=2
+                )
+                continue
+            self.files.append(_File(file, info.frames, info.samplerate, info.channels))
+        if not self.files:
+            raise DataError(
+                f"AudioDir: no usable audio in {self.path}: {len(candidates)} file(s) found with "
+                f"extensions {', '.join(self.extensions)} (searched recursively, hidden names "
+                f"skipped), all {len(candidates)} unreadable or empty"
+            )
+        # Per-process state: each DataLoader worker warns once per file problem on its own.
+        self._bad: set[int] = set()
+        self._warned: set[tuple[int, str]] = set()
+        self._perm_epoch, self._perm = -1, np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        # Unbounded in fact (epochs repeat with new orders); a finite number for samplers that ask.
+        return sys.maxsize // 2
+
+    def __getitem__(self, n: int) -> torch.Tensor:
+        n = int(n)
+        if n < 0:
+            raise IndexError(f"AudioDir: draw number must be >= 0, got {n}")
+        num = len(self.files)
+        epoch, pos = divmod(n, num)
+        perm = self._permutation(epoch)
+        threshold = 10.0 ** (self.silence_db / 20.0)
+        files_tried = 0
+        for j in range(num):
+            index = int(perm[(pos + j) % num])
+            if index in self._bad:
+                continue
+            # One stream per (draw, candidate): skipping a file known to be bad in this worker
+            # draws the same crops for the next candidate as reading and failing it would.
+            rng = np.random.default_rng((self.seed, _CROP, n, j))
+            for _ in range(self.max_tries):
+                crop = self._crop(index, rng)
+                if crop is None:  # failed to decode; now marked bad
+                    break
+                audio, random_offset = crop
+                if audio.numel() and audio.abs().max().item() >= threshold:
+                    return audio
+                if not random_offset:  # the only crop of a short file
+                    break
+            files_tried += 1
+            if files_tried >= self.max_tries:
+                break
+        raise DataError(
+            f"AudioDir: draw {n}: no crop above {self.silence_db} dBFS in {files_tried} file(s) "
+            f"tried (up to {self.max_tries} crops each) in {self.path}; "
+            f"{len(self._bad)} of {num} file(s) failed to decode"
+        )
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._perm_epoch:  # consecutive draws share an epoch: keep the last one
+            rng = np.random.default_rng((self.seed, _PERMUTATION, epoch))
+            self._perm_epoch, self._perm = epoch, rng.permutation(len(self.files))
+        return self._perm
+
+    def _warn_once(self, index: int, kind: str, message: str) -> None:
+        if (index, kind) not in self._warned:
+            self._warned.add((index, kind))
+            warnings.warn(message, stacklevel=3)
+
+    def _crop(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, bool] | None:
+        """A (channels, sample_size) crop of file ``index`` and whether its offset was random;
+        None if the file fails to decode."""
+        file = self.files[index]
+        rate, out_rate, size = file.sample_rate, self.sample_rate, self.sample_size
+        # The offset is drawn in output samples over the resampled file's length. Reading starts
+        # a kernel's reach early (so the crop's edges are filtered like its middle), at a frame
+        # that is a multiple of rate / gcd: there the output grid of the excerpt coincides with
+        # that of the whole file, so a crop equals the same window of the resampled file.
+        total = math.ceil(file.frames * out_rate / rate)
+        random_offset = total > size
+        offset = int(rng.integers(0, total - size + 1)) if random_offset else 0
+        reach, step = 0, 1
+        if rate != out_rate:
+            reach = math.ceil(_RESAMPLE_ZEROS * rate / (0.99 * min(rate, out_rate))) + 1
+            step = rate // math.gcd(rate, out_rate)
+            step = step if step <= _MAX_ALIGN else 1  # odd rate pairs: sub-sample grid shift
+        start = max(math.floor(offset * rate / out_rate) - reach, 0) // step * step
+        stop = math.ceil((offset + size) * rate / out_rate) + reach
+        try:
+            data, _ = sf.read(
+                file.path,
+                start=start,
+                frames=stop - start,
+                dtype="float32",
+                always_2d=True,
+            )
+        except (RuntimeError, OSError) as e:
+            self._bad.add(index)
+            self._warn_once(
+                index,
+                "decode",
+                f"AudioDir: skipping {file.path}: cannot decode it now "
+                f"({_reason(e)}); it is treated as missing from here on",
+            )
+            return None
+        if not np.isfinite(data).all():
+            self._warn_once(
+                index, "finite", f"AudioDir: {file.path} has NaN/inf samples; they are set to 0"
+            )
+            data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+        audio = torch.from_numpy(np.ascontiguousarray(data.T))
+        audio = self._map_channels(index, audio)
+        if rate != self.sample_rate:
+            audio = resample(audio, rate, self.sample_rate)
+        first = offset - round(start * out_rate / rate)  # exact when step aligns the grids
+        audio = audio[:, first : first + size]
+        if audio.shape[1] < self.sample_size:
+            audio = torch.nn.functional.pad(audio, (0, self.sample_size - audio.shape[1]))
+        if audio.shape[0] < self.channels:  # mono to C: repeated after the resampling
+            audio = audio.expand(self.channels, -1)
+        return audio.clamp(-1.0, 1.0), random_offset
+
+    def _map_channels(self, index: int, audio: torch.Tensor) -> torch.Tensor:
+        """(F, L) -> (C, L) by the rule in the class docstring; a mono result for C > 1 is
+        left as (1, L) and repeated after resampling."""
+        have, want = audio.shape[0], self.channels
+        if have == want or have == 1:
+            return audio
+        if want == 1:
+            return audio.mean(dim=0, keepdim=True)
+        path = self.files[index].path
+        if have > want:
+            self._warn_once(
+                index,
+                "channels",
+                f"AudioDir: {path} has {have} channels; keeping "
+                f"the first {want} (a downmix is ambiguous)",
+            )
+            return audio[:want]
+        self._warn_once(
+            index, "channels", f"AudioDir: {path} has {have} channels; tiling them to {want}"
+        )
+        return audio[torch.arange(want) % have]

@@ -1,0 +1,44 @@
+"""Shared helpers: compose the real config tree, run the real entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from audioae.config import config_dir
+
+CONF = config_dir()
+EXPERIMENTS = CONF / "experiment"
+
+
+def compose_train(*overrides: str) -> DictConfig:
+    """The train config as `audioae-train OVERRIDES...` would compose it."""
+    with initialize_config_dir(str(CONF), version_base=None):
+        return compose("train", overrides=list(overrides))
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def run_cli(command: str, *args: str, cwd: Path, check: bool = True):
+    """Run a console script of this package in a subprocess, as a user would."""
+    exe = Path(sys.executable).with_name(command)
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{command} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def smoke_cfg() -> DictConfig:
+    return compose_train("experiment=smoke")

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from audioae.bottlenecks.tanh import Tanh
+from audioae.bottlenecks.vae import VAE
+
+
+def test_vae_kl_matches_hand_computation():
+    # one item, two channels (mean; scale), one frame: D = 1, L = 1
+    x = torch.tensor([[[0.5], [0.0]]])
+    std = math.log(2.0) + 1e-4  # softplus(0) + 1e-4
+    var = std**2
+    expected = 0.5**2 + var - math.log(var) - 1  # no factor 1/2, summed over channels
+    out = VAE(latent_dim=1).encode(x, sample=False)
+    assert out.losses["kl"].item() == pytest.approx(expected, rel=1e-6)
+    assert out.latents.item() == 0.5  # deterministic mode returns the mean
+
+
+def test_vae_kl_sums_channels_and_averages_batch_and_time():
+    torch.manual_seed(0)
+    x = torch.randn(3, 8, 5)
+    mean, scale = x[:, :4], x[:, 4:]
+    var = (torch.nn.functional.softplus(scale) + 1e-4) ** 2
+    per_frame = (mean**2 + var - var.log() - 1).sum(dim=1)  # (3, 5)
+    out = VAE(latent_dim=4).encode(x)
+    assert out.losses["kl"].item() == pytest.approx(per_frame.mean().item(), rel=1e-6)
+    assert out.latents.shape == (3, 4, 5)
+
+
+def test_vae_sampling_draws_noise_with_the_right_std():
+    x = torch.zeros(1, 2, 200_000)  # mean 0, std softplus(0) + 1e-4
+    z = VAE(latent_dim=1).encode(x).latents
+    assert z.std().item() == pytest.approx(math.log(2.0) + 1e-4, rel=0.01)
+
+
+def test_vae_widths():
+    vae = VAE(latent_dim=16)
+    assert (vae.in_channels, vae.out_channels) == (32, 16)
+
+
+def test_tanh_scale():
+    out = Tanh(latent_dim=1, scale=2.0).encode(torch.tensor([[[2.0]]]))
+    assert out.latents.item() == pytest.approx(math.tanh(1.0) * 2.0)
+    assert out.losses == {}

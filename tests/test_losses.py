@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import auraloss
+import pytest
+import torch
+
+from audioae.errors import ConfigError
+from audioae.losses.spectral import MultiResolutionSTFT
+from audioae.losses.time import TimeDomain
+from audioae.losses.weighting import check_weights, weighted_sum
+
+SCALES = dict(fft_sizes=[64, 32], hop_sizes=[16, 8], win_lengths=[64, 32])
+
+
+def test_time_losses_by_hand():
+    recon = torch.tensor([[[1.0, -1.0, 0.5]]])
+    real = torch.tensor([[[0.0, 0.0, 0.0]]])
+    out = TimeDomain()(recon, real)
+    assert out["time/l1"].item() == pytest.approx(2.5 / 3)
+    assert out["time/l2"].item() == pytest.approx(2.25 / 3)
+
+
+def test_spectral_is_zero_for_identical_signals():
+    x = torch.randn(2, 1, 512)
+    loss = MultiResolutionSTFT(16000, 1, perceptual_weighting=False, **SCALES)(x, x)
+    assert loss["spec/mrstft"].item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_mono_equals_auraloss_with_target_as_reference():
+    torch.manual_seed(0)
+    recon, real = torch.randn(2, 1, 512), torch.randn(2, 1, 512)
+    ours = MultiResolutionSTFT(16000, 1, perceptual_weighting=True, **SCALES)(recon, real)
+    ref = auraloss.freq.MultiResolutionSTFTLoss(
+        sample_rate=16000, perceptual_weighting=True, **SCALES
+    )(recon, real)
+    assert ours["spec/mrstft"].item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_stereo_is_sum_and_difference_plus_channel_mean():
+    torch.manual_seed(0)
+    recon, real = torch.randn(2, 2, 512), torch.randn(2, 2, 512)
+    ours = MultiResolutionSTFT(16000, 2, perceptual_weighting=False, **SCALES)(recon, real)
+    sd = auraloss.freq.SumAndDifferenceSTFTLoss(**SCALES)(recon, real)
+    mr = auraloss.freq.MultiResolutionSTFTLoss(**SCALES)
+    per_channel = mr(recon.reshape(4, 1, 512), real.reshape(4, 1, 512))
+    assert ours["spec/mrstft"].item() == pytest.approx((sd + per_channel).item(), rel=1e-5)
+
+
+def test_weighted_sum_and_log_only():
+    losses = {"a": torch.tensor(2.0), "b": torch.tensor(3.0), "c": torch.tensor(100.0)}
+    total = weighted_sum(losses, {"a": 0.5, "b": 2.0, "c": 0.0})
+    assert total.item() == pytest.approx(7.0)
+
+
+def test_unknown_weight_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="spec/mrsft"):
+        check_weights({"spec/mrsft": 1.0}, ["spec/mrstft", "time/l1"], "loss.weights")

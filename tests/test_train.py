@@ -1,0 +1,75 @@
+"""Training through the real entry point: `audioae-train` in a subprocess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def train(tmp: Path, name: str, *overrides: str):
+    run = tmp / name
+    proc = run_cli("audioae-train", "experiment=smoke", f"hydra.run.dir={run}", *overrides, cwd=tmp)
+    return run, proc
+
+
+def scalars(run: Path, tag: str) -> dict[int, float]:
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars(tag)}
+
+
+def test_three_steps_write_checkpoint_config_and_tensorboard(tmp_path):
+    run, proc = train(tmp_path, "a", "trainer.max_steps=3", "trainer.checkpoint_every=2")
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == ["step_00000002", "step_00000003"]
+    weights = load_file(run / "checkpoints/step_00000003/model.safetensors")
+    assert "encoder.layers.0.weight_v" in weights
+    cfg = OmegaConf.load(run / "config.yaml")
+    assert cfg.trainer.max_steps == 3 and cfg.data.sample_rate == 16000  # resolved
+    losses = scalars(run, "loss/total")
+    assert sorted(losses) == [1, 2, 3]
+    assert set(scalars(run, "loss/kl")) == {1, 2, 3}
+    assert "checkpoint:" in proc.stdout and str(run) in proc.stdout
+
+
+def test_resume_continues_at_the_same_step_and_matches_uninterrupted(tmp_path):
+    straight, _ = train(tmp_path, "straight", "trainer.max_steps=4")
+    first, _ = train(tmp_path, "first", "trainer.max_steps=2")
+    resumed, _ = train(tmp_path, "resumed", "trainer.max_steps=4", f"resume={first}")
+    assert sorted(scalars(resumed, "loss/total")) == [3, 4]
+    a = load_file(straight / "checkpoints/step_00000004/model.safetensors")
+    b = load_file(resumed / "checkpoints/step_00000004/model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert scalars(straight, "loss/total")[4] == scalars(resumed, "loss/total")[4]
+
+
+def test_multirun_sweeps_two_bottlenecks(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli(
+        "audioae-train", "-m", "experiment=smoke", "bottleneck=vae,tanh",
+        "trainer.max_steps=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )
+    for job in ("0", "1"):
+        assert (sweep / job / "checkpoints/step_00000002/model.safetensors").exists()
+    assert OmegaConf.load(sweep / "1/config.yaml").bottleneck._target_.endswith("Tanh")
+
+
+def test_bad_override_is_one_clear_line(tmp_path):
+    proc = run_cli(
+        "audioae-train", "experiment=smoke", "+encoder.chanels=3",
+        f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path, check=False,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "encoder" in proc.stderr and "chanels" in proc.stderr
