@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from audioae.data import Draws, SyntheticMusic
+from audioae.data import StepBatches, SyntheticMusic
 from audioae.data.synthetic import _harmonic
 
 
@@ -104,6 +104,7 @@ def test_items_have_harmonic_spectral_peaks(music):
         harmonic += (np.abs(ratios - 2) < 0.01).any() or (np.abs(ratios - 3) < 0.015).any()
     assert harmonic >= 5  # about 1 item in 300 has too few strong partials to pair
 
+
 def test_items_have_percussive_onsets(music):
     sr = music.sample_rate
     frame = sr // 100  # 10 ms
@@ -136,13 +137,19 @@ def test_bad_arguments_are_rejected():
         SyntheticMusic(sample_rate=16000, channels=1, sample_size=100)[-1]
 
 
-def test_draws_counts_up_from_start_forever():
-    it = iter(Draws(5))
-    assert [next(it) for _ in range(4)] == [5, 6, 7, 8]
+def test_step_batches_count_up_from_start_forever():
+    it = iter(StepBatches(batch_size=2, start=5))
+    assert [next(it) for _ in range(3)] == [[10, 11], [12, 13], [14, 15]]
     with pytest.raises(TypeError):
-        len(Draws())  # endless: the training loop decides when to stop
+        len(StepBatches(2))  # endless: the training loop decides when to stop
     with pytest.raises(ValueError):
-        Draws(-1)
+        StepBatches(2, start=-1)
+
+
+def test_step_batches_of_processes_are_disjoint_and_interleaved():
+    ranks = [iter(StepBatches(batch_size=2, start=1, rank=r, world=3)) for r in range(3)]
+    assert [next(it) for it in ranks] == [[6, 7], [8, 9], [10, 11]]
+    assert [next(it) for it in ranks] == [[12, 13], [14, 15], [16, 17]]
 
 
 def test_resuming_the_sampler_continues_the_stream_with_workers():
@@ -150,11 +157,12 @@ def test_resuming_the_sampler_continues_the_stream_with_workers():
     batch = 3
 
     def batches(start: int, workers: int, count: int) -> list[torch.Tensor]:
-        loader = DataLoader(ds, batch_size=batch, sampler=Draws(start), num_workers=workers)
+        sampler = StepBatches(batch, start=start)
+        loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers)
         it = iter(loader)
         return [next(it) for _ in range(count)]
 
     full = batches(0, 0, 4)
-    resumed = batches(2 * batch, 2, 2)  # "resume at step 2" with two workers
+    resumed = batches(2, 2, 2)  # "resume at step 2" with two workers
     for a, b in zip(full[2:], resumed):
         assert torch.equal(a, b)

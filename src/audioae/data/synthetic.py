@@ -202,24 +202,16 @@ class SyntheticMusic(Dataset[torch.Tensor]):
         def pitch(degree: int, octave: int) -> float:
             return tonic + 12 * (octave + degree // 7) + float(scale[degree % 7])
 
-        def timbre(max_partials: int) -> tuple[np.ndarray, float]:
+        def voice(max_partials: int, adsr: tuple[float, ...]) -> tuple:
+            """A timbre: partial amplitudes, extra decay per partial, and an envelope."""
             k = np.arange(1, int(rng.integers(3, max_partials + 1)) + 1)
             amps = k ** -rng.uniform(0.7, 2.0) * rng.uniform(0.5, 1.0, len(k))
             if rng.random() < 0.3:  # hollow, clarinet-like: weak even partials
                 amps[1::2] *= rng.uniform(0.05, 0.4)
-            return amps.astype(np.float32), rng.uniform(0.5, 8.0)
+            return amps.astype(np.float32), rng.uniform(0.5, 8.0), adsr
 
-        def note(
-            onset: float,
-            gate: float,
-            midi: float,
-            level: float,
-            pan: float,
-            amps: np.ndarray,
-            spread: float,
-            adsr: tuple[float, float, float, float],
-        ):
-            attack, decay, sustain, release = adsr
+        def note(voice: tuple, onset: float, gate: float, midi: float, level: float, pan: float):
+            amps, spread, (attack, decay, sustain, release) = voice
             span = mix.span(onset, gate + 5.0 * release)
             if span is None:
                 return
@@ -230,17 +222,13 @@ class SyntheticMusic(Dataset[torch.Tensor]):
             signal *= level
             mix.add(i0, signal, pan, rng.uniform(0.0, 6e-4))
 
+        def uniform(*ranges: tuple[float, float]) -> tuple[float, ...]:
+            return tuple(rng.uniform(lo, hi) for lo, hi in ranges)
+
         # Chords: one every bar or half bar, 2-4 stacked thirds of the scale.
         chord_len = bar / float(rng.choice([1, 2]))
-        amps, spread = timbre(10)
-        adsr = (
-            rng.uniform(0.005, 0.08),
-            rng.uniform(0.05, 0.4),
-            rng.uniform(0.2, 0.8),
-            rng.uniform(0.05, 0.4),
-        )
-        width = rng.uniform(0.0, 0.9)
-        chord_level = rng.uniform(0.3, 0.6)
+        pad = voice(10, uniform((0.005, 0.08), (0.05, 0.4), (0.2, 0.8), (0.05, 0.4)))
+        width, chord_level = rng.uniform(0.0, 0.9), rng.uniform(0.3, 0.6)
         roots = []
         t = t0
         while t < duration:
@@ -250,61 +238,28 @@ class SyntheticMusic(Dataset[torch.Tensor]):
             gate = chord_len * rng.uniform(0.5, 1.0)
             for i, degree in enumerate(range(root, root + 2 * count, 2)):
                 pan = width * (2.0 * i / max(count - 1, 1) - 1.0)
-                note(
-                    t,
-                    gate,
-                    pitch(degree, 1),
-                    chord_level / math.sqrt(count),
-                    pan,
-                    amps,
-                    spread,
-                    adsr,
-                )
+                note(pad, t, gate, pitch(degree, 1), chord_level / math.sqrt(count), pan)
             t += chord_len
 
         # Bass on beats, following the chord roots.
         if rng.random() < 0.8:
-            amps, spread = timbre(6)
-            adsr = (0.005, rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.9), rng.uniform(0.03, 0.1))
+            bass = voice(6, (0.005, *uniform((0.05, 0.3), (0.3, 0.9), (0.03, 0.1))))
             level = rng.uniform(0.3, 0.7)
             for t, root in roots:
                 for b in np.arange(t, t + chord_len - 1e-9, beat).tolist():
                     if rng.random() < 0.7:
-                        note(
-                            b,
-                            beat * rng.uniform(0.3, 0.9),
-                            pitch(root, -1),
-                            level,
-                            0.0,
-                            amps,
-                            spread,
-                            adsr,
-                        )
+                        note(bass, b, beat * rng.uniform(0.3, 0.9), pitch(root, -1), level, 0.0)
 
         # Melody on eighths, an octave above the chords, moving by small steps.
         if rng.random() < 0.8:
-            amps, spread = timbre(12)
-            adsr = (
-                rng.uniform(0.003, 0.03),
-                rng.uniform(0.05, 0.2),
-                rng.uniform(0.3, 0.8),
-                rng.uniform(0.02, 0.2),
-            )
+            lead = voice(12, uniform((0.003, 0.03), (0.05, 0.2), (0.3, 0.8), (0.02, 0.2)))
             level, pan = rng.uniform(0.25, 0.6), rng.uniform(-0.5, 0.5)
             degree = int(rng.integers(7))
             for t in np.arange(t0, duration, beat / 2.0).tolist():
                 if rng.random() < 0.5:
                     degree = int(np.clip(degree + rng.integers(-3, 4), -3, 10))
-                    note(
-                        t,
-                        beat / 2.0 * rng.uniform(0.5, 2.0),
-                        pitch(degree, 2),
-                        level,
-                        pan,
-                        amps,
-                        spread,
-                        adsr,
-                    )
+                    gate = beat / 2.0 * rng.uniform(0.5, 2.0)
+                    note(lead, t, gate, pitch(degree, 2), level, pan)
 
         self._drums(mix, rng, t0, duration, beat)
         if self.channels > 1 and rng.random() < 0.7:
