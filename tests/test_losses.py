@@ -55,3 +55,10 @@ def test_weighted_sum_and_log_only():
 def test_unknown_weight_is_an_error_naming_it():
     with pytest.raises(ConfigError, match="spec/mrsft"):
         check_weights({"spec/mrsft": 1.0}, ["spec/mrstft", "time/l1"], "loss.weights")
+
+
+def test_nested_weight_keys_flatten_to_loss_names():
+    from audioae.losses.weighting import flatten
+
+    weights = {"spec": {"mrstft": 1.0}, "adv": {"gen": 0.1, "feat": 5}, "kl": 1e-4}
+    assert flatten(weights) == {"spec/mrstft": 1.0, "adv/gen": 0.1, "adv/feat": 5.0, "kl": 1e-4}

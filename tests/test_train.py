@@ -57,8 +57,13 @@ def test_resume_continues_at_the_same_step_and_matches_uninterrupted(tmp_path):
 def test_multirun_sweeps_two_bottlenecks(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(
-        "audioae-train", "-m", "experiment=smoke", "bottleneck=vae,tanh",
-        "trainer.max_steps=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+        "audioae-train",
+        "-m",
+        "experiment=smoke",
+        "bottleneck=vae,tanh",
+        "trainer.max_steps=2",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
     )
     for job in ("0", "1"):
         assert (sweep / job / "checkpoints/step_00000002/model.safetensors").exists()
@@ -67,8 +72,12 @@ def test_multirun_sweeps_two_bottlenecks(tmp_path):
 
 def test_bad_override_is_one_clear_line(tmp_path):
     proc = run_cli(
-        "audioae-train", "experiment=smoke", "+encoder.chanels=3",
-        f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path, check=False,
+        "audioae-train",
+        "experiment=smoke",
+        "+encoder.chanels=3",
+        f"hydra.run.dir={tmp_path / 'bad'}",
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr

@@ -68,7 +68,8 @@ class AudioAutoencoder(nn.Module):
         `sample=False` makes stochastic bottlenecks return their mean (for inference)."""
         if audio.dim() != 3 or audio.shape[1] != self.in_channels:
             raise ValueError(
-                f"expected audio of shape (batch, {self.in_channels}, time), got {tuple(audio.shape)}"
+                f"expected audio of shape (batch, {self.in_channels}, time), "
+                f"got {tuple(audio.shape)}"
             )
         self.check_length(audio.shape[-1])
         if self.pretransform is not None:
@@ -88,8 +89,37 @@ class AudioAutoencoder(nn.Module):
         audio = fit_length(audio, latents.shape[-1] * self.downsampling_ratio)
         return torch.tanh(audio) if self.soft_clip else audio
 
-    def forward(self, audio: Tensor, sample: bool = True) -> tuple[Tensor, BottleneckResult]:
-        result = self.encode(audio, sample=sample)
+    def encode_tokens(self, audio: Tensor) -> Tensor:
+        """(B, in_channels, T) -> codes (B, n_quantizers, T // ratio), int64.
+
+        Discrete bottlenecks only (rvq, dac_rvq, fsq, ...); VAE variants code their mean."""
+        if not self.is_discrete:
+            raise ValueError(
+                f"encode_tokens needs a discrete bottleneck (rvq, dac_rvq, fsq, ...); "
+                f"{type(self.bottleneck).__name__} has continuous latents, use encode()"
+            )
+        self.check_length(audio.shape[-1])
+        if self.pretransform is not None:
+            with torch.set_grad_enabled(self.pretransform.enable_grad and torch.is_grad_enabled()):
+                audio = self.pretransform.encode(audio)
+        return self.bottleneck.encode_tokens(self.encoder(audio))
+
+    def decode_tokens(self, codes: Tensor) -> Tensor:
+        """codes (B, n_quantizers, L) -> audio (B, out_channels, L * ratio)."""
+        if not self.is_discrete:
+            raise ValueError(
+                f"decode_tokens needs a discrete bottleneck (rvq, dac_rvq, fsq, ...); "
+                f"{type(self.bottleneck).__name__} has continuous latents, use decode()"
+            )
+        return self.decode(self.bottleneck.decode_tokens(codes))
+
+    def forward(
+        self, audio: Tensor, sample: bool = True, freeze_encoder: bool = False
+    ) -> tuple[Tensor, BottleneckResult]:
+        """Encode and decode. `freeze_encoder` runs the encoder and bottleneck without
+        gradients (decoder-only training after warmup)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
+            result = self.encode(audio, sample=sample)
         return self.decode(result.latents), result
 
 

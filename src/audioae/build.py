@@ -54,9 +54,7 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
         pretransform.requires_grad_(pretransform.enable_grad)
     bottleneck = build(cfg.bottleneck, "bottleneck")
     encoder = build(cfg.encoder, "encoder", latent_dim=bottleneck.in_channels, in_channels=in_ch)
-    decoder = build(
-        cfg.decoder, "decoder", latent_dim=bottleneck.out_channels, out_channels=out_ch
-    )
+    decoder = build(cfg.decoder, "decoder", latent_dim=bottleneck.out_channels, out_channels=out_ch)
 
     ratio = int(encoder.downsampling_ratio)
     up = getattr(decoder, "upsampling_ratio", ratio)

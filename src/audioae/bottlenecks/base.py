@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from audioae.errors import ConfigError
+from audioae.losses.weighting import flatten
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Bottleneck(nn.Module):
     def __init__(self, latent_dim: int, loss_weights: Mapping[str, float] | None = None):
         super().__init__()
         self.latent_dim = int(latent_dim)
-        self.loss_weights = {str(k): float(v) for k, v in (loss_weights or {}).items()}
+        self.loss_weights = flatten(loss_weights or {})
         unknown = sorted(set(self.loss_weights) - set(self.loss_names))
         if unknown:
             emitted = ", ".join(self.loss_names) or "no losses"

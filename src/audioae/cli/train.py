@@ -1,9 +1,9 @@
 """`audioae-train [overrides]`: train an autoencoder; `-m` sweeps (Hydra multirun).
 
-    audioae-train                                   # small Oobleck VAE on embedded data
-    audioae-train encoder=oobleck bottleneck=vae loss=mrstft
-    audioae-train experiment=smoke
-    audioae-train -m bottleneck=vae,tanh trainer.max_steps=2
+audioae-train                                   # small Oobleck VAE on embedded data
+audioae-train encoder=oobleck bottleneck=vae loss=mrstft
+audioae-train experiment=smoke
+audioae-train -m bottleneck=vae,tanh trainer.max_steps=2
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Data: endless, deterministic datasets indexed by a draw number, and their sampler.
 
 Every dataset maps a draw number n (0, 1, 2, ...) to a float32 tensor (channels, sample_size) in
-[-1, 1] that depends only on (seed, n). ``StepBatches`` yields batches of draw numbers, so resuming at
-step s restarts it at ``s * batch_size`` and the data continue exactly.
+[-1, 1] that depends only on (seed, n). ``StepBatches`` yields batches of draw numbers, so a
+resumed run restarts it where it stopped and the data continue exactly.
 """
 
 from audioae.data.audio_dir import AudioDir, DataError

@@ -61,9 +61,7 @@ class MultiResolutionSTFT(nn.Module):
             eps=eps,
         )
         self.per_channel = auraloss.freq.MultiResolutionSTFTLoss(**args)
-        self.sum_diff = (
-            auraloss.freq.SumAndDifferenceSTFTLoss(**args) if channels == 2 else None
-        )
+        self.sum_diff = auraloss.freq.SumAndDifferenceSTFTLoss(**args) if channels == 2 else None
 
     def forward(self, recon: Tensor, real: Tensor) -> dict[str, Tensor]:
         b, c, t = real.shape

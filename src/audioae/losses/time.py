@@ -7,7 +7,8 @@ from torch import Tensor, nn
 
 
 class TimeDomain(nn.Module):
-    """`forward(recon, real)` -> {"time/l1": mean |recon - real|, "time/l2": mean (recon - real)^2}."""
+    """`forward(recon, real)` -> {"time/l1": mean |recon - real|,
+    "time/l2": mean (recon - real)^2}."""
 
     names = ("time/l1", "time/l2")
 

@@ -1,4 +1,9 @@
-"""One flat, namespaced loss dict, weighted by config keys that match loss names exactly."""
+"""One flat, namespaced loss dict, weighted by config keys that match loss names exactly.
+
+Loss names are namespaced with "/" (`spec/mrstft`, `adv/gen`, `vq/commitment_loss`). In configs
+the namespaces are nested keys, since Hydra overrides cannot contain "/":
+`loss.weights.spec.mrstft=0.5` sets the weight of `spec/mrstft`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,18 @@ import torch
 from torch import Tensor
 
 from audioae.errors import ConfigError
+
+
+def flatten(weights: Mapping, prefix: str = "") -> dict[str, float]:
+    """{"spec": {"mrstft": 1.0}, "kl": 1e-4} -> {"spec/mrstft": 1.0, "kl": 1e-4}."""
+    flat: dict[str, float] = {}
+    for key, value in weights.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}/"))
+        else:
+            flat[name] = float(value)
+    return flat
 
 
 def check_weights(weights: Mapping[str, float], names: Iterable[str], key: str) -> None:

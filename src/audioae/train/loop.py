@@ -1,29 +1,44 @@
 """The training loop: a plain Accelerate loop, no trainer framework.
 
-`train(cfg, run_dir)` builds everything from the composed config, then runs `max_steps`
-optimisation steps; checkpoints and logs are plain function calls on the main process.
+`train(cfg, run_dir)` builds everything from the composed config and runs `max_steps`
+optimisation steps. A step updates the generator (the autoencoder), the discriminator, or
+both, as the GAN schedule says (train/schedule.py); each update sees `grad_accum`
+micro-batches. Checkpoints, demos and logs are plain function calls on the main process.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from audioae.autoencoder import AudioAutoencoder
 from audioae.build import build, build_autoencoder
-from audioae.losses.weighting import check_weights, weighted_sum
-from audioae.train.checkpoint import find_checkpoint, save_checkpoint
+from audioae.data.sampler import StepBatches
+from audioae.errors import AudioAEError
+from audioae.losses.weighting import check_weights, flatten, weighted_sum
+from audioae.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from audioae.train.demo import demo_clips, write_demo
+from audioae.train.ema import EMA
+from audioae.train.schedule import GANSchedule
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(AudioAEError):
+    """Too many consecutive steps with non-finite losses or gradients."""
 
 
 class TrainState:
@@ -31,31 +46,14 @@ class TrainState:
 
     def __init__(self) -> None:
         self.step = 0
+        self.skipped = 0  # non-finite steps skipped in total
+        self.streak = 0  # consecutive non-finite steps
 
     def state_dict(self) -> dict:
-        return {"step": self.step}
+        return {"step": self.step, "skipped": self.skipped, "streak": self.streak}
 
     def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
-
-
-class StepBatches(Sampler[list[int]]):
-    """Batches of draw numbers for one process, from a given step on, forever.
-
-    Datasets map a draw number to an item deterministically, so the batch of every step is
-    fixed by (seed, step, process): resuming at step s restarts here at s, and the processes
-    of a distributed run see disjoint draws.
-    """
-
-    def __init__(self, batch_size: int, start_step: int = 0, rank: int = 0, world: int = 1):
-        self.batch_size, self.step, self.rank, self.world = batch_size, start_step, rank, world
-
-    def __iter__(self) -> Iterator[list[int]]:
-        step = self.step
-        while True:
-            first = (step * self.world + self.rank) * self.batch_size
-            yield list(range(first, first + self.batch_size))
-            step += 1
+        self.step, self.skipped, self.streak = state["step"], state["skipped"], state["streak"]
 
 
 class Losses(nn.Module):
@@ -76,51 +74,94 @@ class Losses(nn.Module):
         return out
 
 
-def make_loader(dataset: Dataset, cfg: DictConfig, start_step: int, acc: Accelerator):
-    sampler = StepBatches(cfg.trainer.batch_size, start_step, acc.process_index, acc.num_processes)
-    return DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=cfg.trainer.num_workers,
-        pin_memory=acc.device.type == "cuda",
-        persistent_workers=cfg.trainer.num_workers > 0,
-        # its own generator: creating the iterator must not draw from the global RNG, or a
-        # resumed run would diverge from an uninterrupted one
-        generator=torch.Generator().manual_seed(cfg.trainer.seed),
-    )
+@dataclass
+class Net:
+    """One trained network with its optimizer, scheduler and clipping threshold."""
+
+    module: nn.Module
+    opt: torch.optim.Optimizer
+    sched: object | None
+    clip: float
+    average_grads: bool = False  # all-reduce gradients here (networks not wrapped in DDP)
+
+    def update(self, acc: Accelerator) -> float:
+        """Clip, then step if the gradients are finite. Returns the gradient norm."""
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        if self.average_grads and acc.num_processes > 1:
+            for p in params:
+                p.grad = acc.reduce(p.grad, reduction="mean")
+        norm = float(acc.clip_grad_norm_(params, self.clip or math.inf)) if params else 0.0
+        if math.isfinite(norm):
+            self.opt.step()
+            if self.sched is not None:
+                self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return norm
 
 
-def train(cfg: DictConfig, run_dir: Path) -> Path:
+def make_net(module: nn.Module, cfg: DictConfig, key: str) -> Net:
+    opt = build(cfg.optimizer, f"{key}.optimizer")(p for p in module.parameters())
+    sched = build(cfg.scheduler, f"{key}.scheduler")(opt) if cfg.get("scheduler") else None
+    return Net(module, opt, sched, cfg.get("clip_grad_norm", 0.0))
+
+
+def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     """Train the model of `cfg`, writing logs and checkpoints under `run_dir`.
 
     Returns the folder of the last checkpoint."""
     t = cfg.trainer
+    run_dir = Path(run_dir)
     logging.getLogger("accelerate").setLevel(logging.WARNING)
-    acc = Accelerator(mixed_precision=t.precision)
+    schedule: GANSchedule = build(t.schedule, "trainer.schedule")
+    # Unused parameters are normal when the encoder freezes or a quantizer skips stages.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    acc = Accelerator(mixed_precision=t.precision, kwargs_handlers=[ddp])
     set_seed(t.seed)
 
+    # Everything that can fail on the config fails here, before any data is read.
     model = build_autoencoder(cfg)
     losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in cfg.loss.terms.items()})
-    check_weights(cfg.loss.weights, losses.names, "loss.weights")
-    weights = {**model.bottleneck.loss_weights, **cfg.loss.weights}
+    disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None
+    weights = flatten(cfg.loss.weights)
+    check_weights(weights, losses.names + list(disc.names if disc else ()), "loss.weights")
+    weights.update(model.bottleneck.loss_weights)
+    if schedule.encoder_freeze_on_warmup and schedule.warmup_steps == 0:
+        warnings.warn(
+            "trainer.schedule.encoder_freeze_on_warmup is set but warmup_steps is 0: "
+            "the encoder is NOT frozen (set warmup_steps > 0 to freeze it after warmup)",
+            stacklevel=1,
+        )
+    ema = EMA(build_autoencoder(cfg), **t.ema) if t.use_ema else None
+    gen = make_net(model, cfg.optim.generator, "optim.generator")
+    dis = make_net(disc, cfg.optim.discriminator, "optim.discriminator") if disc else None
     dataset = build(cfg.data, "data")
 
-    opt = build(cfg.optim.generator.optimizer, "optim.generator.optimizer")(model.parameters())
-    sched_cfg = cfg.optim.generator.get("scheduler")
-    sched = build(sched_cfg, "optim.generator.scheduler")(opt) if sched_cfg else None
-    model, opt = acc.prepare(model, opt)
-    if sched is not None:
-        sched = acc.prepare(sched)
+    gen.module, gen.opt = acc.prepare(gen.module, gen.opt)
+    if dis is not None:
+        # The discriminator is used through disc_loss/gen_loss, not forward(), so DDP could not
+        # see it: it stays unwrapped and its gradients are averaged in Net.update.
+        dis.module.to(acc.device)
+        dis.opt = acc.prepare(dis.opt)
+        dis.average_grads = True
     losses.to(acc.device)
+    if ema is not None:
+        ema.to(acc.device)
+    # saved beside Accelerate's state (see train/checkpoint.py)
+    modules = {k: v for k, v in (("discriminator", disc), ("ema", ema)) if v is not None}
+    schedulers = {
+        k: n.sched
+        for k, n in (("generator", gen), ("discriminator", dis))
+        if n is not None and n.sched is not None
+    }
     state = TrainState()
-    acc.register_for_checkpointing(state)
-
     if cfg.resume:
         ckpt = find_checkpoint(cfg.resume)
-        acc.load_state(str(ckpt))
+        saved = load_checkpoint(acc, ckpt, modules)
+        state.load_state_dict(saved["loop"])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(saved["schedulers"][name])
         log.info("resumed from %s at step %d", ckpt, state.step)
 
-    run_dir = Path(run_dir)
     writer = None
     if acc.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -128,43 +169,134 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         writer = SummaryWriter(str(run_dir / "tb"))
         n_params = sum(p.numel() for p in model.parameters())
         log.info("model: %.2fM parameters, run dir %s", n_params / 1e6, run_dir)
+    clips = demo_clips(dataset, t.num_demos) if t.demo_every and acc.is_main_process else None
 
-    batches = iter(make_loader(dataset, cfg, state.step, acc))
+    batches = micro_batches(dataset, cfg, state.step * t.grad_accum, acc)
     bar = tqdm(total=t.max_steps, initial=state.step, disable=not acc.is_main_process)
-    last = None
-    model.train()
+    last, good = None, find_last(run_dir)
+    unwrap = acc.unwrap_model
     while state.step < t.max_steps:
-        real = next(batches).to(acc.device)
-        with acc.autocast():
-            recon, result = model(real)
-            logs = {**losses(recon.float(), real), **result.losses}
-            loss = weighted_sum(logs, weights)
-        opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
-        opt.step()
-        if sched is not None:
-            sched.step()
+        step = state.step
+        logs = train_step(
+            step,
+            [next(batches) for _ in range(t.grad_accum)],
+            schedule,
+            gen,
+            dis,
+            losses,
+            weights,
+            acc,
+        )
+        finite = all(math.isfinite(v) for v in logs.values())
+        state.skipped += not finite
+        state.streak = 0 if finite else state.streak + 1
+        if state.streak >= t.max_nonfinite:
+            raise TrainingDiverged(
+                f"{state.streak} consecutive steps with non-finite loss or gradients at step "
+                f"{step}; last good checkpoint: {good or 'none'} (lower the learning rates?)"
+            )
+        if finite and ema is not None and "grad_norm/generator" in logs:
+            ema.update(unwrap(gen.module))
         state.step += 1
 
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if "loss/total" in logs:
+            bar.set_postfix(loss=f"{logs['loss/total']:.4f}")
         if writer is not None and (state.step % t.log_every == 0 or state.step == 1):
-            logs = {f"loss/{k}": v.item() for k, v in logs.items()}
-            logs["loss/total"] = loss.item()
-            logs["lr/generator"] = opt.param_groups[0]["lr"]
-            logs["latent/std"] = result.latents.std().item()
-            logs["latent/mean"] = result.latents.mean().item()
-            # scalar extras of the bottleneck (e.g. codebook usage and perplexity)
-            logs.update(
-                {f"bottleneck/{k}": v.item() for k, v in result.extras.items() if v.dim() == 0}
-            )
+            logs["nonfinite/skipped"] = state.skipped
+            logs["lr/generator"] = gen.opt.param_groups[0]["lr"]
+            if dis is not None:
+                logs["lr/discriminator"] = dis.opt.param_groups[0]["lr"]
             for k, v in logs.items():
                 writer.add_scalar(k, v, state.step)
+        if clips is not None and state.step % t.demo_every == 0:
+            write_demo(ema.model if ema else unwrap(gen.module), clips, state.step, run_dir, writer)
         if state.step % t.checkpoint_every == 0 or state.step == t.max_steps:
-            last = save_checkpoint(acc, run_dir, state.step, cfg)
+            saved = {
+                "loop": state.state_dict(),
+                "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
+            }
+            last = good = save_checkpoint(acc, run_dir, state.step, cfg, modules, saved)
     bar.close()
     if writer is not None:
         writer.close()
-    if last is None:  # resumed at or past max_steps: nothing new to save
-        last = find_checkpoint(run_dir) if (run_dir / "checkpoints").is_dir() else None
-    return last
+    return last or find_last(run_dir)
+
+
+def train_step(
+    step: int,
+    reals: list[Tensor],
+    schedule: GANSchedule,
+    gen: Net,
+    dis: Net | None,
+    losses: Losses,
+    weights: dict[str, float],
+    acc: Accelerator,
+) -> dict[str, float]:
+    """One optimisation step over the micro-batches `reals`; returns the scalars to log."""
+    train_gen = dis is None or schedule.trains_gen(step)  # without an adversary: always G
+    train_dis = dis is not None and schedule.trains_disc(step)
+    adversarial = dis is not None and schedule.adversarial(step)
+    frozen = schedule.encoder_frozen(step)
+    model: AudioAutoencoder = acc.unwrap_model(gen.module)
+    if frozen:  # frozen parameters get no gradient, so the optimizer leaves them alone
+        model.encoder.requires_grad_(False)
+        model.bottleneck.requires_grad_(False)
+    sums: dict[str, float] = {}
+
+    def add(name: str, value: Tensor) -> None:
+        sums[name] = sums.get(name, 0.0) + value.item() / len(reals)
+
+    for real in reals:
+        real = real.to(acc.device)
+        with acc.autocast(), torch.set_grad_enabled(train_gen):
+            fake, result = gen.module(real, freeze_encoder=frozen)
+        if train_dis:
+            with acc.autocast():
+                d_loss = dis.module.disc_loss(fake.detach(), real)
+            acc.backward(d_loss / len(reals))
+            add("loss/adv/disc", d_loss)
+        if train_gen:
+            with acc.autocast():
+                terms = {**losses(fake.float(), real), **result.losses}
+                if adversarial:
+                    terms.update(dis.module.gen_loss(fake, real))
+                loss = weighted_sum(terms, weights)
+            acc.backward(loss / len(reals))
+            for name, value in terms.items():
+                add(f"loss/{name}", value)
+            add("loss/total", loss)
+            add("latent/std", result.latents.std())
+            add("latent/mean", result.latents.mean())
+            for name, value in result.extras.items():
+                if value.dim() == 0:  # e.g. codebook usage and perplexity
+                    add(f"bottleneck/{name}", value)
+    if train_dis:
+        sums["grad_norm/discriminator"] = dis.update(acc)
+    if train_gen:
+        sums["grad_norm/generator"] = gen.update(acc)
+    return sums
+
+
+def micro_batches(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> Iterator[Tensor]:
+    """Endless micro-batches from number `start` on (see data/sampler.py)."""
+    sampler = StepBatches(cfg.trainer.batch_size, start, acc.process_index, acc.num_processes)
+    workers = cfg.trainer.num_workers
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=acc.device.type == "cuda",
+        persistent_workers=workers > 0,
+        # its own generator: creating the iterator must not draw from the global RNG, or a
+        # resumed run would diverge from an uninterrupted one
+        generator=torch.Generator().manual_seed(cfg.trainer.seed),
+    )
+    return iter(loader)
+
+
+def find_last(run_dir: Path) -> Path | None:
+    try:
+        return find_checkpoint(run_dir)
+    except AudioAEError:
+        return None
