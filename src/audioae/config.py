@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from audioae.schema import register
+
 PACKAGE = Path(__file__).resolve().parent
+register()  # the schema that conf/train.yaml names in its defaults
 
 
 def config_dir() -> Path:

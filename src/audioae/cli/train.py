@@ -1,14 +1,16 @@
 """`audioae-train [overrides]`: train an autoencoder; `-m` sweeps (Hydra multirun).
 
 audioae-train                                   # small Oobleck VAE on embedded data
-audioae-train encoder=oobleck bottleneck=vae loss=mrstft
+audioae-train encoder=oobleck bottleneck=vae loss=mrstft_gan
 audioae-train experiment=smoke
 audioae-train -m bottleneck=vae,tanh trainer.max_steps=2
+accelerate launch --num_processes 2 -m audioae.cli.train experiment=smoke  # data parallel
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,13 +33,40 @@ def run(cfg: DictConfig) -> None:
         ckpt = train(cfg, run_dir)
     except AudioAEError as e:
         sys.exit(f"audioae-train: {e}")
-    print(f"run directory: {run_dir}")
-    print(f"  config:      {run_dir / 'config.yaml'}")
-    print(f"  tensorboard: {run_dir / 'tb'}   (tensorboard --logdir {run_dir / 'tb'})")
-    print(f"  checkpoint:  {ckpt}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run directory: {run_dir}")
+        print(f"  config:      {run_dir / 'config.yaml'}")
+        print(f"  tensorboard: {run_dir / 'tb'}   (tensorboard --logdir {run_dir / 'tb'})")
+        print(f"  checkpoint:  {ckpt}")
+
+
+def check_output_dirs(args: list[str]) -> None:
+    """Hydra creates the run directory before our code runs and reports a failure as a
+    traceback: check the requested folders (or the working directory) first."""
+    keys = ("hydra.run.dir=", "hydra.sweep.dir=")
+    dirs = [a.split("=", 1)[1] for a in args if a.startswith(keys)] or ["."]
+    for d in dirs:
+        existing = Path(d).absolute()
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            sys.exit(
+                f"audioae-train: cannot write the run directory {d}: {existing} is not a "
+                "writable folder"
+            )
 
 
 def main() -> None:
+    check_output_dirs(sys.argv[1:])
+    if int(os.environ.get("RANK", "0")) > 0:
+        # Under `accelerate launch`, only the main process writes the Hydra run directory;
+        # the others learn its path from it (train() broadcasts it).
+        sys.argv += [
+            "hydra.output_subdir=null",
+            "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled",
+            "hydra.run.dir=.",
+        ]
     run()
 
 

@@ -47,19 +47,30 @@ def save_checkpoint(
     NAME.safetensors, `state` (plain Python data and tensors) as state.pt."""
     final = Path(run_dir) / CHECKPOINTS / checkpoint_name(step)
     tmp = final.with_name(final.name + ".tmp")
-    if acc.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    if acc.is_main_process:
-        for name, module in modules.items():
-            tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-            save_file(tensors, tmp / f"{name}.safetensors")
-        torch.save(state, tmp / STATE)
-        OmegaConf.save(cfg, tmp / "config.yaml", resolve=True)
-        if final.exists():  # re-saving the same step (e.g. after a resume): replace it
-            shutil.rmtree(final)
-        tmp.rename(final)
+    try:
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        if acc.is_main_process:
+            for name, module in modules.items():
+                tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+                save_file(tensors, tmp / f"{name}.safetensors")
+            torch.save(state, tmp / STATE)
+            OmegaConf.save(cfg, tmp / "config.yaml", resolve=True)
+            if final.exists():  # re-saving the same step (e.g. after a resume): replace it
+                old = final.with_name(final.name + ".old")
+                final.rename(old)
+                tmp.rename(final)
+                shutil.rmtree(old)
+            else:
+                tmp.rename(final)
+    except OSError as e:  # full disk, unwritable folder: keep every complete checkpoint
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"cannot write checkpoint {final}: {e.strerror or e}; earlier checkpoints are kept"
+        ) from None
     acc.wait_for_everyone()
     return final
 
@@ -71,7 +82,7 @@ def load_checkpoint(acc: Accelerator, path: Path, modules: dict[str, nn.Module])
         file = path / f"{name}.safetensors"
         if not file.exists():
             raise CheckpointError(f"{path}: no {file.name} (was the run configured differently?)")
-        module.load_state_dict(load_file(file, device=str(acc.device)))
+        module.load_state_dict(load_file(file))  # copied onto the module's device
     return torch.load(path / STATE, weights_only=True)
 
 
@@ -81,9 +92,7 @@ def find_checkpoint(path: str | Path) -> Path:
     if (path / "model.safetensors").exists():
         return path
     folder = path / CHECKPOINTS if (path / CHECKPOINTS).is_dir() else path
-    candidates = sorted(
-        p for p in folder.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp")
-    )
+    candidates = sorted(p for p in folder.glob("step_*") if p.is_dir() and p.name[5:].isdigit())
     if not candidates:
         raise CheckpointError(f"resume: no checkpoint found in {path}")
     return candidates[-1]

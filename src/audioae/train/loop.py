@@ -17,22 +17,25 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from audioae import schema
 from audioae.autoencoder import AudioAutoencoder
 from audioae.build import build, build_autoencoder
 from audioae.data.sampler import StepBatches
-from audioae.errors import AudioAEError
+from audioae.errors import AudioAEError, CheckpointError
 from audioae.losses.weighting import check_weights, flatten, weighted_sum
 from audioae.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from audioae.train.demo import demo_clips, write_demo
 from audioae.train.ema import EMA
 from audioae.train.schedule import GANSchedule
+from audioae.train.signals import StopRequest
+from audioae.train.validate import validate, validation_batches
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +112,18 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     """Train the model of `cfg`, writing logs and checkpoints under `run_dir`.
 
     Returns the folder of the last checkpoint."""
+    schema.check(cfg)
     t = cfg.trainer
-    run_dir = Path(run_dir)
     logging.getLogger("accelerate").setLevel(logging.WARNING)
     schedule: GANSchedule = build(t.schedule, "trainer.schedule")
     # Unused parameters are normal when the encoder freezes or a quantizer skips stages.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    acc = Accelerator(mixed_precision=t.precision, kwargs_handlers=[ddp])
+    # cpu=True without CUDA lets Accelerate run several CPU processes (gloo) under torchrun
+    # or `accelerate launch --multi_gpu`; with one process it changes nothing.
+    acc = Accelerator(
+        mixed_precision=t.precision, kwargs_handlers=[ddp], cpu=not torch.cuda.is_available()
+    )
+    run_dir = Path(broadcast_object_list([str(run_dir)])[0])  # the main process's run dir
     set_seed(t.seed)
 
     # Everything that can fail on the config fails here, before any data is read.
@@ -134,7 +142,11 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     ema = EMA(build_autoencoder(cfg), **t.ema) if t.use_ema else None
     gen = make_net(model, cfg.optim.generator, "optim.generator")
     dis = make_net(disc, cfg.optim.discriminator, "optim.discriminator") if disc else None
+    resume = resume_from(cfg.resume, run_dir)
+    if acc.is_main_process:
+        prepare_run_dir(run_dir, cfg)
     dataset = build(cfg.data, "data")
+    val_batches = validation_batches(cfg, dataset) if t.val_every else []
 
     gen.module, gen.opt = acc.prepare(gen.module, gen.opt)
     if dis is not None:
@@ -148,79 +160,125 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
         ema.to(acc.device)
     # saved beside Accelerate's state (see train/checkpoint.py)
     modules = {k: v for k, v in (("discriminator", disc), ("ema", ema)) if v is not None}
-    schedulers = {
-        k: n.sched
-        for k, n in (("generator", gen), ("discriminator", dis))
-        if n is not None and n.sched is not None
-    }
+    nets = (("generator", gen), ("discriminator", dis))
+    schedulers = {k: n.sched for k, n in nets if n is not None and n.sched is not None}
     state = TrainState()
-    if cfg.resume:
-        ckpt = find_checkpoint(cfg.resume)
-        saved = load_checkpoint(acc, ckpt, modules)
+    if resume is not None:
+        saved = load_checkpoint(acc, resume, modules)
         state.load_state_dict(saved["loop"])
         for name, sched in schedulers.items():
             sched.load_state_dict(saved["schedulers"][name])
-        log.info("resumed from %s at step %d", ckpt, state.step)
+        log.info("resumed from %s at step %d", resume, state.step)
 
-    writer = None
-    if acc.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        writer = SummaryWriter(str(run_dir / "tb"))
+    def checkpoint() -> Path:
+        check_replicas(acc, [unwrap(gen.module), *modules.values()], state.step)
+        saved = {
+            "loop": state.state_dict(),
+            "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
+        }
+        return save_checkpoint(acc, run_dir, state.step, cfg, modules, saved)
+
+    writer = SummaryWriter(str(run_dir / "tb")) if acc.is_main_process else None
+    if writer is not None:
         n_params = sum(p.numel() for p in model.parameters())
         log.info("model: %.2fM parameters, run dir %s", n_params / 1e6, run_dir)
     clips = demo_clips(dataset, t.num_demos) if t.demo_every and acc.is_main_process else None
-
     batches = micro_batches(dataset, cfg, state.step * t.grad_accum, acc)
     bar = tqdm(total=t.max_steps, initial=state.step, disable=not acc.is_main_process)
     last, good = None, find_last(run_dir)
     unwrap = acc.unwrap_model
-    while state.step < t.max_steps:
-        step = state.step
-        logs = train_step(
-            step,
-            [next(batches) for _ in range(t.grad_accum)],
-            schedule,
-            gen,
-            dis,
-            losses,
-            weights,
-            acc,
-        )
-        finite = all(math.isfinite(v) for v in logs.values())
-        state.skipped += not finite
-        state.streak = 0 if finite else state.streak + 1
-        if state.streak >= t.max_nonfinite:
-            raise TrainingDiverged(
-                f"{state.streak} consecutive steps with non-finite loss or gradients at step "
-                f"{step}; last good checkpoint: {good or 'none'} (lower the learning rates?)"
-            )
-        if finite and ema is not None and "grad_norm/generator" in logs:
-            ema.update(unwrap(gen.module))
-        state.step += 1
+    with StopRequest() as stop:
+        while state.step < t.max_steps:
+            step = state.step
+            micro = [next(batches) for _ in range(t.grad_accum)]
+            logs = train_step(step, micro, schedule, gen, dis, losses, weights, acc)
+            finite = all(math.isfinite(v) for v in logs.values())
+            state.skipped += not finite
+            state.streak = 0 if finite else state.streak + 1
+            if state.streak >= t.max_nonfinite:
+                raise TrainingDiverged(
+                    f"{state.streak} consecutive steps with non-finite loss or gradients at "
+                    f"step {step}; last good checkpoint: {good or 'none'} "
+                    "(lower the learning rates?)"
+                )
+            if finite and ema is not None and "grad_norm/generator" in logs:
+                ema.update(unwrap(gen.module))
+            state.step += 1
 
-        bar.update(1)
-        if "loss/total" in logs:
-            bar.set_postfix(loss=f"{logs['loss/total']:.4f}")
-        if writer is not None and (state.step % t.log_every == 0 or state.step == 1):
-            logs["nonfinite/skipped"] = state.skipped
-            logs["lr/generator"] = gen.opt.param_groups[0]["lr"]
-            if dis is not None:
-                logs["lr/discriminator"] = dis.opt.param_groups[0]["lr"]
-            for k, v in logs.items():
-                writer.add_scalar(k, v, state.step)
-        if clips is not None and state.step % t.demo_every == 0:
-            write_demo(ema.model if ema else unwrap(gen.module), clips, state.step, run_dir, writer)
-        if state.step % t.checkpoint_every == 0 or state.step == t.max_steps:
-            saved = {
-                "loop": state.state_dict(),
-                "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
-            }
-            last = good = save_checkpoint(acc, run_dir, state.step, cfg, modules, saved)
+            bar.update(1)
+            if "loss/total" in logs:
+                bar.set_postfix(loss=f"{logs['loss/total']:.4f}")
+            if writer is not None and (state.step % t.log_every == 0 or state.step == 1):
+                logs["nonfinite/skipped"] = state.skipped
+                for name, net in nets:
+                    if net is not None:
+                        logs[f"lr/{name}"] = net.opt.param_groups[0]["lr"]
+                for k, v in logs.items():
+                    writer.add_scalar(k, v, state.step)
+            averaged = ema.model if ema else unwrap(gen.module)
+            if val_batches and state.step % t.val_every == 0 and writer is not None:
+                for k, v in validate(averaged, val_batches, losses).items():
+                    writer.add_scalar(f"val/{k}", v, state.step)
+            if clips is not None and state.step % t.demo_every == 0:
+                write_demo(averaged, clips, state.step, run_dir, writer)
+            # no checkpoints during a run of non-finite (skipped) steps: the last good one stays
+            # the newest, for resume=auto
+            due = state.step % t.checkpoint_every == 0 or state.step == t.max_steps
+            saved_now = due and state.streak == 0
+            if saved_now:
+                last = good = checkpoint()
+            if stop_requested(stop, acc):
+                last = last if saved_now else checkpoint()
+                log.warning("%s received: saved %s; exiting", stop.name or "stop", last)
+                break
     bar.close()
     if writer is not None:
         writer.close()
     return last or find_last(run_dir)
+
+
+def check_replicas(acc: Accelerator, modules: list[nn.Module], step: int) -> None:
+    """In a distributed run, fail loudly if the processes' weights (or buffers, such as EMA
+    codebooks) have drifted apart, which data-parallel training must never let happen."""
+    if acc.num_processes == 1:
+        return
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
+    checksum = torch.stack([t.detach().double().sum() for t in tensors]).to(acc.device)
+    spread = (acc.gather(checksum[None]) - checksum).abs().max().item()
+    if spread != 0:
+        raise AudioAEError(
+            f"step {step}: weights differ across the {acc.num_processes} processes (max "
+            f"checksum difference {spread:.3g}); a module updates state per process"
+        )
+    log.info("step %d: weights identical across %d processes", step, acc.num_processes)
+
+
+def stop_requested(stop: StopRequest, acc: Accelerator) -> bool:
+    """Whether any process received SIGTERM/SIGINT (all processes must agree, since saving a
+    checkpoint is collective)."""
+    flag = torch.tensor(float(stop.signal is not None), device=acc.device)
+    if acc.num_processes > 1:
+        flag = acc.reduce(flag, reduction="sum")
+    return bool(flag.item())
+
+
+def resume_from(resume: str | None, run_dir: Path) -> Path | None:
+    """resume=PATH: that checkpoint (or its run's newest); resume=auto: the newest complete
+    checkpoint of this run directory, if any (for preempted jobs that restart themselves)."""
+    if not resume:
+        return None
+    if resume == "auto":
+        return find_last(run_dir)
+    return find_checkpoint(resume)
+
+
+def prepare_run_dir(run_dir: Path, cfg: DictConfig) -> None:
+    """Create the run directory and write the resolved config, or fail with one line."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot write the run directory {run_dir}: {e}") from None
 
 
 def train_step(

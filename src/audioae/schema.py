@@ -1,0 +1,81 @@
+"""Types of the top-level and trainer keys, checked by Hydra when it composes the config.
+
+Groups that build objects (encoder, bottleneck, loss, ...) are typed `Any` here: their
+constructor signatures are their schemas and `instantiate` checks them. Everything else gets a
+type, so `trainer.max_steps=abc` or a misspelt top-level key fails at start-up with a message
+naming the key. Defaults live in the YAML files, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class TrainerSchema:
+    max_steps: int = MISSING
+    batch_size: int = MISSING
+    grad_accum: int = MISSING
+    num_workers: int = MISSING
+    seed: int = MISSING
+    precision: str = MISSING
+    log_every: int = MISSING
+    checkpoint_every: int = MISSING
+    demo_every: int = MISSING
+    num_demos: int = MISSING
+    max_nonfinite: int = MISSING
+    use_ema: bool = MISSING
+    ema: dict[str, float] = MISSING
+    schedule: Any = MISSING
+    val_every: int = MISSING
+    val_batches: int = MISSING
+    val_path: str | None = None
+
+
+@dataclass
+class TrainSchema:
+    encoder: Any = MISSING
+    decoder: Any = MISSING
+    bottleneck: Any = MISSING
+    loss: Any = MISSING
+    discriminator: Any = MISSING
+    data: Any = MISSING
+    optim: Any = MISSING
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)
+    pretransform: Any = None
+    sample_rate: int = MISSING
+    sample_size: int = MISSING
+    io_channels: int = MISSING
+    in_channels: int = MISSING
+    out_channels: int = MISSING
+    latent_dim: int = MISSING
+    downsampling_ratio: int | None = None
+    soft_clip: bool = False
+    freeze: list[str] = field(default_factory=list)
+    resume: str | None = None
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="train_schema", node=TrainSchema)
+
+
+def check(cfg) -> None:
+    """Re-check a composed config against the schema: Hydra lets `+key=value` add keys that
+    the schema does not know; here they are an error naming the key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from audioae.errors import ConfigError
+
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=False)  # drops the types Hydra attached
+        plain.pop("hydra", None)
+        OmegaConf.merge(OmegaConf.structured(TrainSchema), plain)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "config"
+        reason = str(e).splitlines()[0]
+        raise ConfigError(f"{key}: {reason}") from None

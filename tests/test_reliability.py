@@ -1,0 +1,183 @@
+"""Faults: killed saves, preemption, full disks, divergence, bad configs, several processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from audioae.errors import AudioAEError, CheckpointError
+from audioae.train import loop
+from audioae.train.checkpoint import find_checkpoint
+from audioae.train.loop import TrainingDiverged, train
+from conftest import compose_train, run_cli
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+FAST = ("experiment=smoke", "trainer.demo_every=0")
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    marker = tmp_path / "saving"
+    # A child that trains with a checkpoint every step and hangs inside the second save.
+    child = textwrap.dedent(f"""
+        import sys, time, torch
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from conftest import compose_train
+        from audioae.train import checkpoint, loop
+        real_save = torch.save
+        def slow_save(obj, path, *a, **k):
+            real_save(obj, path, *a, **k)
+            if "step_00000002" in str(path):
+                open({str(marker)!r}, "w").close()
+                time.sleep(600)
+        checkpoint.torch.save = slow_save
+        cfg = compose_train("experiment=smoke", "trainer.demo_every=0", "trainer.max_steps=3",
+                            "trainer.checkpoint_every=1")
+        loop.train(cfg, {str(run)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], stderr=subprocess.PIPE)
+    wait_for(marker, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["step_00000001", "step_00000002.tmp"]
+    assert find_checkpoint(run).name == "step_00000001"
+    weights = load_file(run / "checkpoints/step_00000001/model.safetensors")
+    assert "encoder.layers.0.weight_v" in weights
+    # resume=auto picks the newest complete checkpoint and finishes the run
+    run_cli("audioae-train", *FAST, "trainer.max_steps=3", "resume=auto",
+            f"hydra.run.dir={run}", cwd=tmp_path)
+    assert find_checkpoint(run).name == "step_00000003"
+
+
+def test_sigterm_saves_at_the_current_step_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [str(BIN / "audioae-train"), *FAST, "trainer.max_steps=100000",
+         "trainer.checkpoint_every=100000", f"hydra.run.dir={run}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for(run / "tb", proc)
+    time.sleep(2)  # let it take a few steps
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "SIGTERM received" in out + err and "Traceback" not in err
+    ckpt = find_checkpoint(run)
+    step = int(ckpt.name.split("_")[1])
+    assert 0 < step < 100000
+    assert f"checkpoint:  {ckpt}" in out
+
+
+def test_unwritable_run_directory_is_one_clear_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = run_cli("audioae-train", *FAST, f"hydra.run.dir={blocker / 'run'}",
+                   "hydra.output_subdir=null", "hydra/job_logging=disabled",
+                   cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "cannot write the run directory" in proc.stderr and str(blocker) in proc.stderr
+
+
+def test_full_disk_during_a_save_keeps_older_checkpoints(tmp_path, monkeypatch):
+    from audioae.train import checkpoint
+
+    real_save = torch.save
+
+    def full_disk(obj, path, *args, **kwargs):
+        if "step_00000002" in str(path):
+            raise OSError(28, "No space left on device")
+        real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    cfg = compose_train(*FAST, "trainer.max_steps=2", "trainer.checkpoint_every=1")
+    with pytest.raises(CheckpointError, match="No space left on device; earlier checkpoints"):
+        train(cfg, tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run/checkpoints").iterdir()) == ["step_00000001"]
+
+
+def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
+    real = loop.Losses.forward
+
+    def poisoned(self, recon, real_audio):
+        out = real(self, recon, real_audio)
+        if loop_state["calls"] >= 2:  # first two steps fine, then NaN forever
+            out["spec/mrstft"] = out["spec/mrstft"] * float("nan")
+        loop_state["calls"] += 1
+        return out
+
+    loop_state = {"calls": 0}
+    monkeypatch.setattr(loop.Losses, "forward", poisoned)
+    cfg = compose_train(*FAST, "trainer.max_steps=50", "trainer.checkpoint_every=2",
+                        "trainer.max_nonfinite=3")
+    with pytest.raises(TrainingDiverged) as err:
+        train(cfg, tmp_path / "run")
+    message = str(err.value)
+    assert "3 consecutive steps" in message and "step_00000002" in message
+    # the skipped steps did not touch the weights: the step-2 checkpoint is the last written
+    assert find_checkpoint(tmp_path / "run").name == "step_00000002"
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("trainer.max_steps=abc", ["trainer.max_steps", "abc"]),
+        ("+trainer.max_stepz=3", ["trainer.max_stepz"]),
+        ("+encoder.latent_dim=7", ["encoder.latent_dim"]),
+        ("+decoder.latent_dim=3", ["decoder.latent_dim"]),
+        ("sample_size=2044", ["sample_size", "downsampling ratio"]),
+        ("downsampling_ratio=16", ["downsampling_ratio", "encoder.strides"]),
+    ],
+)
+def test_bad_configs_fail_before_reading_data(tmp_path, override, words):
+    # data.path does not exist: a config error must be reported first, without reading data
+    proc = run_cli("audioae-train", *FAST, "data=audio_dir", f"data.path={tmp_path / 'none'}",
+                   override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    for word in words:
+        assert word in proc.stderr
+    assert "data folder not found" not in proc.stderr
+
+
+def test_two_processes_train_the_gan_and_resume(tmp_path):
+    run = tmp_path / "run"
+    launch = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "-m", "audioae.cli.train", *FAST, "loss=mrstft_gan", "trainer.use_ema=true",
+              f"hydra.run.dir={run}"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    for steps in (2, 4):
+        proc = subprocess.run([*launch, f"trainer.max_steps={steps}", "resume=auto"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (run / "train.log").read_text()
+    assert "step 2: weights identical across 2 processes" in log
+    assert "step 4: weights identical across 2 processes" in log
+    assert "resumed from" in log
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # rank 1 wrote nothing else
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step_00000002", "step_00000004"]
+
+
+def test_audioae_errors_are_one_line():
+    assert issubclass(CheckpointError, AudioAEError)
