@@ -63,17 +63,31 @@ def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
     weights = load_file(run / "checkpoints/step_00000001/model.safetensors")
     assert "encoder.layers.0.weight_v" in weights
     # resume=auto picks the newest complete checkpoint and finishes the run
-    run_cli("audioae-train", *FAST, "trainer.max_steps=3", "resume=auto",
-            f"hydra.run.dir={run}", cwd=tmp_path)
+    run_cli(
+        "audioae-train",
+        *FAST,
+        "trainer.max_steps=3",
+        "resume=auto",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
     assert find_checkpoint(run).name == "step_00000003"
 
 
 def test_sigterm_saves_at_the_current_step_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [str(BIN / "audioae-train"), *FAST, "trainer.max_steps=100000",
-         "trainer.checkpoint_every=100000", f"hydra.run.dir={run}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(BIN / "audioae-train"),
+            *FAST,
+            "trainer.max_steps=100000",
+            "trainer.checkpoint_every=100000",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     wait_for(run / "tb", proc)
     time.sleep(2)  # let it take a few steps
@@ -90,9 +104,15 @@ def test_sigterm_saves_at_the_current_step_and_exits_cleanly(tmp_path):
 def test_unwritable_run_directory_is_one_clear_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    proc = run_cli("audioae-train", *FAST, f"hydra.run.dir={blocker / 'run'}",
-                   "hydra.output_subdir=null", "hydra/job_logging=disabled",
-                   cwd=tmp_path, check=False)
+    proc = run_cli(
+        "audioae-train",
+        *FAST,
+        f"hydra.run.dir={blocker / 'run'}",
+        "hydra.output_subdir=null",
+        "hydra/job_logging=disabled",
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "cannot write the run directory" in proc.stderr and str(blocker) in proc.stderr
@@ -127,8 +147,9 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
 
     loop_state = {"calls": 0}
     monkeypatch.setattr(loop.Losses, "forward", poisoned)
-    cfg = compose_train(*FAST, "trainer.max_steps=50", "trainer.checkpoint_every=2",
-                        "trainer.max_nonfinite=3")
+    cfg = compose_train(
+        *FAST, "trainer.max_steps=50", "trainer.checkpoint_every=2", "trainer.max_nonfinite=3"
+    )
     with pytest.raises(TrainingDiverged) as err:
         train(cfg, tmp_path / "run")
     message = str(err.value)
@@ -150,8 +171,16 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
 )
 def test_bad_configs_fail_before_reading_data(tmp_path, override, words):
     # data.path does not exist: a config error must be reported first, without reading data
-    proc = run_cli("audioae-train", *FAST, "data=audio_dir", f"data.path={tmp_path / 'none'}",
-                   override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False)
+    proc = run_cli(
+        "audioae-train",
+        *FAST,
+        "data=audio_dir",
+        f"data.path={tmp_path / 'none'}",
+        override,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     for word in words:
@@ -161,14 +190,35 @@ def test_bad_configs_fail_before_reading_data(tmp_path, override, words):
 
 def test_two_processes_train_the_gan_and_resume(tmp_path):
     run = tmp_path / "run"
-    launch = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "-m", "audioae.cli.train", *FAST, "loss=mrstft_gan", "trainer.use_ema=true",
-              f"hydra.run.dir={run}"]
+    launch = [
+        str(BIN / "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "audioae.cli.train",
+        *FAST,
+        "loss=mrstft_gan",
+        "trainer.use_ema=true",
+        f"hydra.run.dir={run}",
+    ]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     for steps in (2, 4):
-        proc = subprocess.run([*launch, f"trainer.max_steps={steps}", "resume=auto"],
-                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [*launch, f"trainer.max_steps={steps}", "resume=auto"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
     log = (run / "train.log").read_text()
     assert "step 2: weights identical across 2 processes" in log
@@ -176,7 +226,9 @@ def test_two_processes_train_the_gan_and_resume(tmp_path):
     assert "resumed from" in log
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # rank 1 wrote nothing else
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "step_00000002", "step_00000004"]
+        "step_00000002",
+        "step_00000004",
+    ]
 
 
 def test_audioae_errors_are_one_line():

@@ -71,6 +71,7 @@ class DACDiscriminator(Discriminator):
             raise ConfigError("discriminator: periods, rates and fft_sizes are all empty")
         self.channels = channels
         self.checkpointing = checkpointing
+        self.min_length = max(fft_sizes, default=0)  # STFT windows of the band discriminator
         self.discriminator = DACPackageDiscriminator(
             rates=[int(r) for r in rates],
             periods=list(periods),

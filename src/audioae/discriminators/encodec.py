@@ -73,6 +73,7 @@ class EncodecDiscriminator(Discriminator):
         if activation_params is None:
             activation_params = {"negative_slope": 0.2} if activation == "LeakyReLU" else {}
         self.checkpointing = checkpointing
+        self.min_length = max(n_ffts)  # un-centred STFT: one frame needs n_fft samples
         # Named `discriminators` so keys read like the reference's (see module docstring).
         self.discriminators = MultiScaleSTFTDiscriminator(
             filters=filters,

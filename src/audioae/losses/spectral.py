@@ -44,6 +44,8 @@ class MultiResolutionSTFT(nn.Module):
     ):
         super().__init__()
         self.channels = channels
+        # torch.stft reflect-pads by n_fft // 2, which needs a longer input
+        self.min_length = max(fft_sizes) // 2 + 1
         args = dict(
             fft_sizes=list(fft_sizes),
             hop_sizes=list(hop_sizes),

@@ -188,6 +188,9 @@ def _channels_and_strides(
     c_mults, strides = [int(c) for c in c_mults], [int(s) for s in strides]
     if len(c_mults) != len(strides):
         raise ValueError(f"c_mults {c_mults} and strides {strides} differ in length")
+    if min(strides, default=2) < 2:
+        # a stride-1 block (kernel 2, padding 1) adds a frame: latents would not be T // ratio
+        raise ValueError(f"strides {strides}: every stride must be at least 2")
     return [m * channels for m in (1, *c_mults)], strides
 
 

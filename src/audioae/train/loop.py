@@ -28,7 +28,8 @@ from audioae import schema
 from audioae.autoencoder import AudioAutoencoder
 from audioae.build import build, build_autoencoder
 from audioae.data.sampler import StepBatches
-from audioae.errors import AudioAEError, CheckpointError
+from audioae.distributed import setup_from_slurm
+from audioae.errors import AudioAEError, CheckpointError, ConfigError
 from audioae.losses.weighting import check_weights, flatten, weighted_sum
 from audioae.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from audioae.train.demo import demo_clips, write_demo
@@ -113,6 +114,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
 
     Returns the folder of the last checkpoint."""
     schema.check(cfg)
+    setup_from_slurm()  # SLURM tasks started by submitit: one distributed job
     t = cfg.trainer
     logging.getLogger("accelerate").setLevel(logging.WARNING)
     schedule: GANSchedule = build(t.schedule, "trainer.schedule")
@@ -130,6 +132,13 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     model = build_autoencoder(cfg)
     losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in cfg.loss.terms.items()})
     disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None
+    for key, term in [*losses.terms.items(), ("discriminator", disc)]:
+        shortest = getattr(term, "min_length", 0)
+        if cfg.sample_size < shortest:
+            raise ConfigError(
+                f"sample_size={cfg.sample_size} is shorter than {key} needs ({shortest} "
+                "samples, from its FFT sizes): raise sample_size or use smaller FFTs"
+            )
     weights = flatten(cfg.loss.weights)
     check_weights(weights, losses.names + list(disc.names if disc else ()), "loss.weights")
     weights.update(model.bottleneck.loss_weights)
