@@ -1,6 +1,6 @@
 """Training throughput: optimisation steps per second and audio seconds per second.
 
-    python bench/train_throughput.py                      # smoke, default (small), SA2.0 architecture
+    python bench/train_throughput.py               # smoke, default (small), SA2.0 architecture
     python bench/train_throughput.py --configs default --steps 10 --batch 2 -- loss=mrstft_gan
 
 Each config is timed in-process with the real training step (audioae.train.loop.train_step),
