@@ -82,8 +82,9 @@ class AudioAutoencoder(nn.Module):
         audio = self.decoder(self.bottleneck.decode(latents))
         if self.pretransform is not None:
             audio = fit_length(audio, latents.shape[-1] * self.encoder.downsampling_ratio)
-            with torch.set_grad_enabled(self.pretransform.enable_grad and torch.is_grad_enabled()):
-                audio = self.pretransform.decode(audio)
+            # Not under no_grad even when frozen: the loss on the audio must reach the decoder
+            # through it. Frozen = its parameters have requires_grad off (build_autoencoder).
+            audio = self.pretransform.decode(audio)
         # Odd upsampling strides make transposed convolutions one sample short per block;
         # pad or trim so that decode(encode(x)) always has the length of x.
         audio = fit_length(audio, latents.shape[-1] * self.downsampling_ratio)

@@ -19,6 +19,8 @@ from omegaconf import DictConfig
 from audioae.autoencoder import AudioAutoencoder
 from audioae.errors import AudioAEError, ConfigError
 
+FREEZABLE = ("encoder", "decoder", "bottleneck")
+
 
 def build(node: DictConfig, key: str, **derived):
     """instantiate(node, **derived), with errors reported as one line naming `key`."""
@@ -74,7 +76,7 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
             f"sample_size={cfg.sample_size} is not a multiple of the downsampling ratio {ratio} "
             "(product of encoder.strides)"
         )
-    return AudioAutoencoder(
+    model = AudioAutoencoder(
         encoder=encoder,
         decoder=decoder,
         bottleneck=bottleneck,
@@ -85,3 +87,12 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
         pretransform=pretransform,
         soft_clip=cfg.get("soft_clip", False),
     )
+    # `freeze`: components that never train (stable-audio-tools' `requires_grad: false`).
+    # Their parameters get no gradient, so the optimizer leaves them as loaded.
+    for name in cfg.get("freeze") or []:
+        if name not in FREEZABLE:
+            raise ConfigError(
+                f"freeze: unknown component {name!r}; choose from {', '.join(FREEZABLE)}"
+            )
+        getattr(model, name).requires_grad_(False)
+    return model

@@ -34,3 +34,14 @@ def test_ema_state_round_trips_and_stays_in_eval():
     other.load_state_dict(ema.state_dict())
     assert int(other.updates) == 1
     assert torch.equal(other.model[0].weight, ema.model[0].weight)
+
+
+def test_buffers_are_copied_not_averaged():
+    online = nn.BatchNorm1d(1)
+    ema = EMA(nn.BatchNorm1d(1), decay=0.5, power=1.0)
+    ema.update(online)
+    online.running_mean.fill_(4.0)
+    online.num_batches_tracked.fill_(7)  # an integer buffer, like a codebook's "initted" flag
+    ema.update(online)
+    assert ema.model.running_mean.item() == 4.0
+    assert ema.model.num_batches_tracked.item() == 7

@@ -82,3 +82,27 @@ def append_noise(latents: Tensor, noise_dim: int) -> Tensor:
     b, _, length = latents.shape
     noise = torch.randn(b, noise_dim, length, device=latents.device, dtype=latents.dtype)
     return torch.cat([latents, noise], dim=1)
+
+
+@torch.no_grad()
+def codebook_stats(codes: Tensor, codebook_size: int) -> dict[str, Tensor]:
+    """Usage and perplexity of each codebook over the codes (B, Q, L) of one batch.
+
+    usage/q{i}: fraction of the codebook's entries used at least once.
+    perplexity/q{i}: exp(entropy) of the code histogram; 1 for a single code, codebook_size
+    for a uniform spread. Codes of -1 (dropped-out stages) are ignored.
+    """
+    n_q = codes.shape[1]
+    # one bincount for all codebooks: bin 0 of each codebook collects the -1s
+    offsets = torch.arange(n_q, device=codes.device).view(1, n_q, 1) * (codebook_size + 1)
+    flat = (codes + 1 + offsets).reshape(-1)
+    counts = torch.bincount(flat, minlength=n_q * (codebook_size + 1))
+    counts = counts.view(n_q, codebook_size + 1)[:, 1:].float()
+    probs = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=1)
+    usage = (counts > 0).float().mean(dim=1)
+    stats = {}
+    for i in range(n_q):
+        stats[f"usage/q{i}"] = usage[i]
+        stats[f"perplexity/q{i}"] = entropy[i].exp()
+    return stats

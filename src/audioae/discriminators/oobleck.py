@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audioae.discriminators.base import DiscOutput, Discriminator, maybe_checkpoint
-from audioae.nets.oobleck import wn
+from audioae.nets.weight_norm import wn
 
 
 class ConvStack(nn.Module):

@@ -14,6 +14,11 @@ checkpoints load with `strict=True`; under the autoencoder the keys are
 - `in_channels != 1` replaces the first convolution (`encoder.block.0`);
 - the DAC decoder always ends in `Tanh` (the library hard-codes it).
 Both keep PyTorch's default initialisation: DAC's `init_weights` belongs to its top-level model.
+Differences from the reference wrappers, none of which changes a weight: `d_model`/`strides` and
+`channels`/`rates` are typed arguments with DAC's defaults (the reference reads them from its
+kwargs, so a config without them fails with a KeyError); `latent_dim` is always derived, so the
+reference's identity-projection path (no `latent_dim`) does not exist; both modules deep-copy
+despite their weight-norm hooks.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ from dac.model.dac import Encoder as _DACEncoder
 from dac.nn.layers import WNConv1d
 from torch import Tensor, nn
 
-from audioae.nets.oobleck import _DeepCopyable
+from audioae.nets.weight_norm import DeepCopyable
 
 
-class DACEncoder(_DeepCopyable):
+class DACEncoder(DeepCopyable):
     """(B, in_channels, T) -> (B, latent_dim, T // downsampling_ratio).
 
     `strides` downsample in the order given; each block doubles the width, starting from
@@ -58,7 +63,7 @@ class DACEncoder(_DeepCopyable):
         return self.proj_out(self.encoder(x))
 
 
-class DACDecoder(_DeepCopyable):
+class DACDecoder(DeepCopyable):
     """(B, latent_dim, L) -> (B, out_channels, about L * upsampling_ratio), in (-1, 1).
 
     `rates` upsample in the order given (DAC's decoder order, e.g. (8, 8, 4, 2) against encoder

@@ -9,56 +9,15 @@ Module names, indices and weight-norm parameter names (`weight_g`, `weight_v`) m
 stable-audio-tools exactly, so its checkpoints load with `strict=True`.
 """
 
-import copy
 import math
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.weight_norm import WeightNorm
 from torch.utils.checkpoint import checkpoint
 
-
-def wn(module: nn.Module) -> nn.Module:
-    """Weight-normalise a conv: weight = g * v / ||v||, the norm over all dims but 0.
-
-    The deprecated hook API is kept on purpose: it gives the `weight_g` (out, 1, 1) and
-    `weight_v` keys of reference checkpoints (for a transposed conv, g is (in, 1, 1)).
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return nn.utils.weight_norm(module, dim=0)
-
-
-def _weight_norm_hooks(module: nn.Module) -> Iterator[tuple[nn.Module, WeightNorm]]:
-    for m in module.modules():
-        for hook in m._forward_pre_hooks.values():
-            if isinstance(hook, WeightNorm):
-                yield m, hook
-
-
-class _DeepCopyable(nn.Module):
-    """Makes `copy.deepcopy` work despite the weight-norm hooks (needed for EMA copies).
-
-    The hook API caches the computed `weight` as a non-leaf tensor on each conv, and deepcopy
-    refuses non-leaf tensors (pytorch#103001). Copy without the caches, then recompute them.
-    """
-
-    def __deepcopy__(self, memo: dict) -> "_DeepCopyable":
-        hooked = list(_weight_norm_hooks(self))
-        cached = [m.__dict__.pop(hook.name) for m, hook in hooked]
-        try:
-            new = self.__class__.__new__(self.__class__)
-            memo[id(self)] = new
-            new.__setstate__(copy.deepcopy(self.__dict__, memo))
-        finally:
-            for (m, hook), weight in zip(hooked, cached, strict=True):
-                setattr(m, hook.name, weight)
-        for m, hook in _weight_norm_hooks(new):
-            hook(m, None)
-        return new
+from audioae.nets.weight_norm import DeepCopyable, wn
 
 
 class SnakeBeta(nn.Module):
@@ -290,7 +249,7 @@ class DecoderBlock(nn.Module):
         return self.layers(x)
 
 
-class OobleckEncoder(_DeepCopyable):
+class OobleckEncoder(DeepCopyable):
     """Oobleck encoder: (B, in_channels, T) -> (B, latent_dim, T // downsampling_ratio).
 
     `downsampling_ratio` is the product of `strides`; T should be a multiple of it. For a VAE
@@ -328,7 +287,7 @@ class OobleckEncoder(_DeepCopyable):
         return self.layers(x)
 
 
-class OobleckDecoder(_DeepCopyable):
+class OobleckDecoder(DeepCopyable):
     """Oobleck decoder: (B, latent_dim, L) -> (B, out_channels, L * upsampling_ratio).
 
     Blocks run over `strides` in reverse order. With an odd stride and the default transposed

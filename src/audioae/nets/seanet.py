@@ -25,14 +25,13 @@ from typing import Any
 
 from encodec.modules import SEANetDecoder as _SEANetDecoder
 from encodec.modules import SEANetEncoder as _SEANetEncoder
-from torch import Tensor
 
-from audioae.nets.oobleck import _DeepCopyable
+from audioae.nets.weight_norm import DeepCopyable
 
 _ELU = {"alpha": 1.0}
 
 
-class SEANetEncoder(_DeepCopyable, _SEANetEncoder):
+class SEANetEncoder(DeepCopyable, _SEANetEncoder):
     """(B, in_channels, T) -> (B, latent_dim, ceil(T / downsampling_ratio)).
 
     Downsamples by `reversed(ratios)`; `downsampling_ratio` is their product. Each block doubles
@@ -85,11 +84,8 @@ class SEANetEncoder(_DeepCopyable, _SEANetEncoder):
         self.latent_dim = latent_dim
         self.downsampling_ratio = math.prod(ratios)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
 
-
-class SEANetDecoder(_DeepCopyable, _SEANetDecoder):
+class SEANetDecoder(DeepCopyable, _SEANetDecoder):
     """(B, latent_dim, L) -> (B, out_channels, L * upsampling_ratio).
 
     Upsamples by `ratios` in the order given. `final_activation` names a `torch.nn` module
@@ -149,6 +145,3 @@ class SEANetDecoder(_DeepCopyable, _SEANetDecoder):
         self.out_channels = out_channels
         self.latent_dim = latent_dim
         self.upsampling_ratio = math.prod(ratios)
-
-    def forward(self, z: Tensor) -> Tensor:
-        return self.model(z)

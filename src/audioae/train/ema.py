@@ -32,16 +32,17 @@ class EMA(nn.Module):
 
     @torch.no_grad()
     def update(self, online: nn.Module) -> None:
+        """Average the parameters; copy the buffers. Buffers are running statistics already
+        (EMA codebooks, their counts, "initialised" flags): averaging them again would lag, and
+        a stale flag would make a quantizer re-initialise its codebook from a demo batch."""
         self.updates += 1
-        ema, cur = _floats(self.model), _floats(online)
+        ema = [p.detach() for p in self.model.parameters()]
+        cur = [p.detach() for p in online.parameters()]
         get_ema_multi_avg_fn(self.decay_at(int(self.updates)))(ema, cur, None)
+        for mine, theirs in zip(self.model.buffers(), online.buffers(), strict=True):
+            mine.copy_(theirs)
 
     def train(self, mode: bool = True):  # the average is never in training mode
         super().train(mode)
         self.model.eval()
         return self
-
-
-def _floats(model: nn.Module) -> list[torch.Tensor]:
-    tensors = [*model.parameters(), *model.buffers()]
-    return [t.detach() for t in tensors if t.is_floating_point()]

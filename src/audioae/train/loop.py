@@ -309,10 +309,10 @@ def train_step(
     if frozen:  # frozen parameters get no gradient, so the optimizer leaves them alone
         model.encoder.requires_grad_(False)
         model.bottleneck.requires_grad_(False)
-    sums: dict[str, float] = {}
+    sums: dict[str, Tensor] = {}  # kept on the device: one transfer per step, at the end
 
     def add(name: str, value: Tensor) -> None:
-        sums[name] = sums.get(name, 0.0) + value.item() / len(reals)
+        sums[name] = sums.get(name, 0.0) + value.detach().float() / len(reals)
 
     for real in reals:
         real = real.to(acc.device)
@@ -338,11 +338,12 @@ def train_step(
             for name, value in result.extras.items():
                 if value.dim() == 0:  # e.g. codebook usage and perplexity
                     add(f"bottleneck/{name}", value)
+    logs = dict(zip(sums, torch.stack(list(sums.values())).tolist())) if sums else {}
     if train_dis:
-        sums["grad_norm/discriminator"] = dis.update(acc)
+        logs["grad_norm/discriminator"] = dis.update(acc)
     if train_gen:
-        sums["grad_norm/generator"] = gen.update(acc)
-    return sums
+        logs["grad_norm/generator"] = gen.update(acc)
+    return logs
 
 
 def micro_batches(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> Iterator[Tensor]:

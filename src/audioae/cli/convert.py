@@ -1,0 +1,139 @@
+"""`audioae-convert`: stable-audio-tools model configs to audioae, and back.
+
+audioae-convert model_config.json                        # one line of Hydra overrides
+audioae-train $(audioae-convert model_config.json) data=audio_dir data.path=DIR
+audioae-convert model_config.json --experiment NAME      # writes experiments/NAME.yaml
+audioae-train experiment=NAME data=audio_dir data.path=DIR
+audioae-convert --to-json outputs/DATE/TIME [--out model_config.json]
+
+Printed to a terminal, the overrides are quoted for pasting into a shell; captured (`$(...)`,
+a pipe, a file) they are not, since the shell does not remove quotes from a substitution.
+--quote / --no-quote force either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+import warnings
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from audioae.config import config_dir
+from audioae.errors import AudioAEError, ConfigError
+
+PROG = "audioae-convert"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, status 2, like every other failure
+        self.exit(2, f"{PROG}: {message} (see {PROG} --help)\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _Parser(
+        prog=PROG,
+        description="Convert a stable-audio-tools autoencoder model config (JSON) to audioae "
+        "Hydra overrides or an experiment preset; or a trained run's config back to JSON.",
+        epilog="audioae-train $(audioae-convert model_config.json) data=audio_dir data.path=DIR",
+    )
+    parser.add_argument("config", nargs="?", help="stable-audio-tools model config (.json)")
+    parser.add_argument("--experiment", metavar="NAME", help="write experiments/NAME.yaml")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing preset")
+    parser.add_argument(
+        "--lenient", action="store_true", help="drop unknown or unsupported keys with a warning"
+    )
+    parser.add_argument("--to-json", metavar="RUN", help="run folder or resolved config.yaml")
+    parser.add_argument(
+        "--out", metavar="FILE", help="--to-json: write here, not stdout; --experiment: the preset"
+    )
+    quoting = parser.add_mutually_exclusive_group()
+    quoting.add_argument("--quote", dest="quote", action="store_true", default=None)
+    quoting.add_argument("--no-quote", dest="quote", action="store_false")
+    args = parser.parse_args(argv)
+    if args.config is None and args.to_json is None:
+        parser.error("give a model config (.json), or --to-json RUN")
+    if args.config is not None and args.to_json is not None:
+        parser.error("give a model config (.json) or --to-json RUN, not both")
+    if args.to_json is None and args.out and not args.experiment:
+        parser.error("--out goes with --to-json or --experiment")
+    if args.to_json is not None and (args.experiment or args.lenient):
+        parser.error("--experiment and --lenient go with a model config, not --to-json")
+    return args
+
+
+def to_json(source: str, out: str | None) -> None:
+    from audioae.convert import config_to_sat
+
+    path = Path(source)
+    path = path / "config.yaml" if path.is_dir() else path
+    if not path.is_file():
+        raise ConfigError(f"{source}: no such run folder or config file")
+    cfg = OmegaConf.load(path)
+    if "defaults" in cfg or "encoder" not in cfg:
+        raise ConfigError(
+            f"{path}: not a resolved audioae train config (as a run folder's config.yaml)"
+        )
+    text = json.dumps(config_to_sat(cfg), indent=4) + "\n"
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def from_json(args: argparse.Namespace) -> None:
+    from audioae.convert import convert, load_json, preset
+
+    conversion = convert(load_json(args.config), args.config, args.lenient)
+    if args.experiment:
+        name = args.experiment
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+            raise ConfigError(f"--experiment {name}: use letters, digits, '_' and '-' only")
+        target = Path(args.out) if args.out else config_dir() / "experiment" / f"{name}.yaml"
+        if target.exists() and not args.force:
+            raise ConfigError(f"{target} exists; --force overwrites it")
+        target.write_text(preset(conversion, name))
+        print(f"wrote {target.resolve()}; use: audioae-train experiment={name}", file=sys.stderr)
+        return
+    quote = sys.stdout.isatty() if args.quote is None else args.quote
+    if not quote:
+        spaced = [o for o in conversion.overrides if re.search(r"\s", o)]
+        if spaced:
+            raise ConfigError(
+                f"{spaced[0]!r} contains whitespace, which $(...) would split; use --quote "
+                "or --experiment NAME"
+            )
+    print(" ".join(shlex.quote(o) if quote else o for o in conversion.overrides))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if args.to_json:
+                to_json(args.to_json, args.out)
+            else:
+                from_json(args)
+        except AudioAEError as e:
+            error = str(e)
+        except Exception as e:  # a bug: still one line, saying what to report
+            error = f"internal error: {type(e).__name__}: {e}"
+    from audioae.convert import SATConversionWarning
+
+    for warning in caught:
+        if issubclass(warning.category, SATConversionWarning):
+            print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
+    if error is not None:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
