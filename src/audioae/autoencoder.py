@@ -62,10 +62,8 @@ class AudioAutoencoder(nn.Module):
                 f"{-(-length // self.downsampling_ratio) * self.downsampling_ratio})"
             )
 
-    def encode(self, audio: Tensor, sample: bool = True) -> BottleneckResult:
-        """(B, in_channels, T) -> BottleneckResult with latents (B, latent_dim, T // ratio).
-
-        `sample=False` makes stochastic bottlenecks return their mean (for inference)."""
+    def pre_bottleneck(self, audio: Tensor) -> Tensor:
+        """(B, in_channels, T) -> encoder output (B, bottleneck.in_channels, T // ratio)."""
         if audio.dim() != 3 or audio.shape[1] != self.in_channels:
             raise ValueError(
                 f"expected audio of shape (batch, {self.in_channels}, time), "
@@ -75,7 +73,13 @@ class AudioAutoencoder(nn.Module):
         if self.pretransform is not None:
             with torch.set_grad_enabled(self.pretransform.enable_grad and torch.is_grad_enabled()):
                 audio = self.pretransform.encode(audio)
-        return self.bottleneck.encode(self.encoder(audio), sample=sample)
+        return self.encoder(audio)
+
+    def encode(self, audio: Tensor, sample: bool = True) -> BottleneckResult:
+        """(B, in_channels, T) -> BottleneckResult with latents (B, latent_dim, T // ratio).
+
+        `sample=False` makes stochastic bottlenecks return their mean (for inference)."""
+        return self.bottleneck.encode(self.pre_bottleneck(audio), sample=sample)
 
     def decode(self, latents: Tensor) -> Tensor:
         """(B, latent_dim, L) -> (B, out_channels, L * ratio)."""
@@ -99,11 +103,7 @@ class AudioAutoencoder(nn.Module):
                 f"encode_tokens needs a discrete bottleneck (rvq, dac_rvq, fsq, ...); "
                 f"{type(self.bottleneck).__name__} has continuous latents, use encode()"
             )
-        self.check_length(audio.shape[-1])
-        if self.pretransform is not None:
-            with torch.set_grad_enabled(self.pretransform.enable_grad and torch.is_grad_enabled()):
-                audio = self.pretransform.encode(audio)
-        return self.bottleneck.encode_tokens(self.encoder(audio))
+        return self.bottleneck.encode_tokens(self.pre_bottleneck(audio))
 
     def decode_tokens(self, codes: Tensor) -> Tensor:
         """codes (B, n_quantizers, L) -> audio (B, out_channels, L * ratio)."""
