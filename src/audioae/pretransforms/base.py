@@ -9,7 +9,8 @@ class Pretransform(nn.Module):
     """(B, io_channels, T) -> (B, encoded_channels, T // downsampling_ratio) and back.
 
     Subclasses set `io_channels`, `encoded_channels`, `downsampling_ratio` and implement
-    `encode`/`decode`. Unless `enable_grad`, the autoencoder runs them without gradients.
+    `encode`/`decode`. Unless `enable_grad`, its parameters are frozen and the autoencoder
+    runs `encode` without gradients; `decode` always passes gradients through to the decoder.
     """
 
     io_channels: int

@@ -1,0 +1,173 @@
+"""`load_model(path)`: the autoencoder and its config from anything the tools accept.
+
+PATH may be
+- a run directory (`config.yaml`, `checkpoints/step_N/`): its newest complete checkpoint;
+- a checkpoint folder or an exported model (`config.yaml` + `model.safetensors`);
+- a stable-audio-tools model: a folder with `model_config.json` and `model.safetensors` or
+  `model.ckpt` (also a training checkpoint), or such a weights file with `model_config.json`
+  beside it.
+A folder with both `config.yaml` and `model_config.json` (`audioae-export --sat`) is read as ours.
+
+EMA weights are used when the checkpoint has them (`ema.safetensors`, or the reference's
+`autoencoder_ema.ema_model.*`), since they are the ones meant for inference; `ema=False` takes the
+online weights. Loading is strict: a missing, unexpected or mis-shaped key is an error listing
+them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from audioae.autoencoder import AudioAutoencoder
+from audioae.errors import CheckpointError, ConfigError
+from audioae.inference.weights import load_strict, read_weights
+
+CONFIG = "config.yaml"
+WEIGHTS = "model.safetensors"
+EMA = "ema.safetensors"
+SAT_CONFIG = "model_config.json"
+SAT_WEIGHTS = ("model.safetensors", "model.ckpt")
+AUTOENCODER_PRETRANSFORM = "audioae.pretransforms.autoencoder.AutoencoderPretransform"
+
+# The keys of a train config that describe the model (what build_autoencoder reads).
+MODEL_KEYS = (
+    "sample_rate", "sample_size", "io_channels", "in_channels", "out_channels", "latent_dim",
+    "downsampling_ratio", "soft_clip", "encoder", "decoder", "bottleneck", "pretransform",
+)  # fmt: skip
+
+
+@dataclass
+class Source:
+    """Where a model's config and weights are. kind: "audioae" or "sat"."""
+
+    kind: str
+    config: Path
+    weights: Path
+    ema: Path | None = None
+
+
+def newest_checkpoint(run: Path) -> Path:
+    steps = sorted(
+        p
+        for p in (run / "checkpoints").glob("step_*")
+        if p.is_dir() and p.name[5:].isdigit() and (p / WEIGHTS).exists()
+    )
+    if not steps:
+        raise CheckpointError(f"{run}: a run directory without any complete checkpoint")
+    return steps[-1]
+
+
+def locate(path: str | Path) -> Source:
+    """Find the config and weights files that PATH stands for."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_file():
+        if path.name in (CONFIG, SAT_CONFIG):
+            return locate(path.parent)
+        if path.suffix not in (".safetensors", ".ckpt", ".pt", ".pth"):
+            raise CheckpointError(
+                f"{path}: not a model file (expected .safetensors or .ckpt, or a folder)"
+            )
+        for name, kind in ((CONFIG, "audioae"), (SAT_CONFIG, "sat")):
+            if (path.parent / name).exists():
+                return Source(kind, path.parent / name, path)
+        raise CheckpointError(f"{path}: no {CONFIG} or {SAT_CONFIG} beside it to build the model")
+    if (path / CONFIG).exists() and (path / WEIGHTS).exists():
+        ema = path / EMA
+        return Source("audioae", path / CONFIG, path / WEIGHTS, ema if ema.exists() else None)
+    if (path / "checkpoints").is_dir():
+        return locate(newest_checkpoint(path))
+    if (path / SAT_CONFIG).exists():
+        for name in SAT_WEIGHTS:
+            if (path / name).exists():
+                return Source("sat", path / SAT_CONFIG, path / name)
+        found = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.ckpt"))
+        if len(found) == 1:
+            return Source("sat", path / SAT_CONFIG, found[0])
+        raise CheckpointError(
+            f"{path}: {SAT_CONFIG} but no single weights file (model.safetensors or model.ckpt)"
+        )
+    raise CheckpointError(
+        f"{path}: not a model: expected a run directory (checkpoints/), a checkpoint or export "
+        f"({CONFIG} + {WEIGHTS}) or a stable-audio-tools model ({SAT_CONFIG} + weights)"
+    )
+
+
+def model_config(cfg: DictConfig) -> DictConfig:
+    """The model part of a (train) config, resolved."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.create({k: resolved[k] for k in MODEL_KEYS if k in resolved})
+
+
+def read_config(path: str | Path, source: Source | None = None) -> DictConfig:
+    """The resolved config of the model at PATH, with autoencoder pretransforms inlined."""
+    source = source or locate(path)
+    if source.kind == "sat":
+        from audioae.inference.sat import sat_model_config
+
+        cfg = sat_model_config(source.config)
+    else:
+        try:
+            cfg = OmegaConf.load(source.config)
+            cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        except Exception as e:
+            raise CheckpointError(f"{source.config}: unreadable config ({e})") from None
+    return inline_pretransform(cfg, source.config)
+
+
+def inline_pretransform(cfg: DictConfig, origin: Path | str) -> DictConfig:
+    """Replace an autoencoder pretransform's `path` by the inner model's config.
+
+    A model trained on top of another names that model by path; its own checkpoint already holds
+    the inner weights (`pretransform.model.*`), so only the inner architecture is needed, and with
+    it inlined the config no longer depends on the inner run's folder (exports are
+    self-contained)."""
+    pre = cfg.get("pretransform")
+    if not pre or pre.get("_target_") != AUTOENCODER_PRETRANSFORM or not pre.get("path"):
+        return cfg
+    try:
+        inner = read_config(pre.path)
+    except CheckpointError as e:
+        raise CheckpointError(
+            f"{origin}: pretransform.path refers to a model that cannot be read ({e}); "
+            "export the run (audioae-export), which stores the pretransform's config inline"
+        ) from None
+    cfg = cfg.copy()
+    cfg.pretransform.config = model_config(inner)
+    cfg.pretransform.path = None
+    return cfg
+
+
+def read_state(source: Source, ema: bool = True) -> dict:
+    """The autoencoder state dict of a located model (EMA weights when present and wanted)."""
+    if source.kind == "sat":
+        from audioae.inference.sat import autoencoder_state
+
+        return autoencoder_state(read_weights(source.weights), ema=ema, source=source.weights)
+    if ema and source.ema is not None:
+        state = read_weights(source.ema)
+        updates = state.pop("updates", None)
+        if updates is None or int(updates) > 0:  # an EMA never updated is still the init
+            return {k.removeprefix("model."): v for k, v in state.items()}
+    return read_weights(source.weights)
+
+
+def load_model(
+    path: str | Path, ema: bool = True, device: str = "cpu"
+) -> tuple[AudioAutoencoder, DictConfig]:
+    """(model in eval mode with the checkpoint's weights, its resolved config); see the module
+    docstring for what PATH may be."""
+    from audioae.build import build_autoencoder
+
+    source = locate(path)
+    cfg = read_config(path, source)
+    try:
+        model = build_autoencoder(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{source.config}: {e}") from None
+    load_strict(model, read_state(source, ema), str(source.weights))
+    return model.eval().to(device), cfg

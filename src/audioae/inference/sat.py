@@ -1,0 +1,69 @@
+"""Weights in stable-audio-tools' layouts, in and out.
+
+Our module tree uses the reference's names (`encoder.*`, `decoder.*`, `bottleneck.*`,
+`pretransform.model.*`, weight-norm `weight_g`/`weight_v`), so its autoencoder state dict *is*
+ours: only the wrapping differs.
+
+- Unwrapped exports (`unwrap_model.py`): `model.safetensors`, or `model.ckpt` =
+  {"state_dict": <autoencoder keys>}.
+- Lightning training checkpoints: {"state_dict": {"autoencoder.*", "autoencoder_ema.ema_model.*",
+  "discriminator.*", losses, ...}, optimizer states, ...}. We read the EMA copy when it is there
+  (the reference's unwrap_model.py exports it too, and it is what the run was meant to produce),
+  else `autoencoder.*`; `ema=False` picks the online weights.
+The model config comes from `model_config.json` through the converter (audioae.convert.sat).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
+
+from audioae.errors import CheckpointError
+
+ONLINE, EMA = "autoencoder.", "autoencoder_ema.ema_model."
+
+
+def sat_model_config(path: str | Path) -> DictConfig:
+    """Our config for a stable-audio-tools model_config.json (strict conversion; the notes about
+    training keys that stable-audio-tools itself ignores are not shown here)."""
+    from audioae.convert import SATConversionWarning, sat_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SATConversionWarning)
+        cfg = sat_config(str(path), lenient=False)
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+
+
+def autoencoder_state(
+    state: Mapping[str, Tensor], ema: bool = True, source: str | Path = "checkpoint"
+) -> dict[str, Tensor]:
+    """The autoencoder's state dict out of any of the reference's checkpoint layouts."""
+    if any(".pqmf." in k or k.startswith("pqmf.") for k in state):
+        raise CheckpointError(
+            f"{source}: holds stable-audio-tools' PQMF pretransform, whose filter bank and band "
+            "layout differ from audioae's (pretransforms/pqmf.py); its weights would not mean "
+            "the same here. Retrain with audioae, or use the wavelet pretransform"
+        )
+    has_ema = any(k.startswith(EMA) for k in state)
+    has_online = any(k.startswith(ONLINE) for k in state)
+    if has_ema and (ema or not has_online):
+        prefix = EMA
+    elif has_online:
+        prefix = ONLINE
+    else:
+        return dict(state)  # unwrapped: autoencoder keys already
+    picked = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if not picked:
+        raise CheckpointError(f"{source}: no autoencoder weights under {prefix}*")
+    return picked
+
+
+def to_sat(cfg: DictConfig) -> dict:
+    """model_config.json for our config (the converter's inverse direction)."""
+    from audioae.convert import config_to_sat
+
+    return config_to_sat(cfg)

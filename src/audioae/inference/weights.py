@@ -1,0 +1,129 @@
+"""Reading weights without running code, strict loading with a readable report, fingerprints and
+weight-norm folding.
+
+Nothing here unpickles arbitrary objects: `.safetensors` files hold only tensors, and anything
+else goes through `torch.load(weights_only=True)`, which rebuilds tensors and plain containers and
+refuses every other Python object (a class, a function) before creating it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.weight_norm import WeightNorm
+
+from audioae.errors import CheckpointError
+
+SAFE_HINT = (
+    "only tensors and plain containers are read from checkpoints. If you trust the file, re-save "
+    "its weights as safetensors (stable-audio-tools: unwrap_model.py --use-safetensors) or as "
+    "torch.save({'state_dict': model.state_dict()})"
+)
+
+
+def read_weights(path: str | Path) -> dict[str, Tensor]:
+    """A flat {name: tensor} from .safetensors, or from a torch file holding a state dict or
+    {"state_dict": ...} (a Lightning checkpoint); on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path, device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f" (it contains {found.group(1)})" if found else ""
+        raise CheckpointError(
+            f"{path}: refused: loading it would create arbitrary Python objects{what}; {SAFE_HINT}"
+        ) from None
+    except Exception as e:  # truncated zip, not a torch file, ...
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path}: holds no state dict (expected tensors by name)")
+    tensors = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: holds no tensors")
+    return tensors
+
+
+def _listing(label: str, keys: list[str], limit: int = 12) -> list[str]:
+    lines = [f"  {label}: {k}" for k in keys[:limit]]
+    if len(keys) > limit:
+        lines.append(f"  ... and {len(keys) - limit} more {label}")
+    return lines
+
+
+def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """`model.load_state_dict(state, strict=True)`, with every mismatch listed by name."""
+    own = model.state_dict()
+    missing = sorted(own.keys() - state.keys())
+    unexpected = sorted(state.keys() - own.keys())
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} in the model"
+        for k in own.keys() & state.keys()
+        if own[k].shape != state[k].shape
+    )
+    if missing or unexpected or shapes:
+        counts = ", ".join(
+            f"{len(v)} {name}"
+            for name, v in (("missing", missing), ("unexpected", unexpected), ("shape", shapes))
+            if v
+        )
+        lines = [f"{source}: the weights do not fit the model config ({counts} keys):"]
+        lines += _listing("missing", missing) + _listing("unexpected", unexpected)
+        lines += _listing("shape", shapes)
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict(state, strict=True)
+
+
+def state_hash(state: Mapping[str, Tensor]) -> str:
+    """sha256 of a state dict: names, dtypes, shapes and values; independent of the file format,
+    so an exported or re-imported model keeps its fingerprint."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def fold_weight_norm(module: nn.Module) -> int:
+    """Replace weight-normalised weights (w = g v / ||v||) by their value, in place; returns how
+    many were folded. Outputs are unchanged; the per-forward re-normalisation is gone.
+
+    Handles the hook API (`weight_g`/`weight_v`, used for stable-audio-tools key parity) and the
+    parametrization API, and skips modules without weight norm (the reference's
+    remove_weight_norm_from_model raises on those, its §11 item 24). The state dict then uses
+    plain `weight` keys, so fold after loading weights and never before saving them.
+    """
+    folded = 0
+    for m in list(module.modules()):
+        for hook in [h for h in m._forward_pre_hooks.values() if isinstance(h, WeightNorm)]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                torch.nn.utils.remove_weight_norm(m, hook.name)
+            folded += 1
+        if parametrize.is_parametrized(m):
+            for name in list(m.parametrizations.keys()):
+                kinds = {type(p).__name__ for p in m.parametrizations[name]}
+                if "_WeightNorm" in kinds:
+                    parametrize.remove_parametrizations(m, name, leave_parametrized=True)
+                    folded += 1
+    return folded

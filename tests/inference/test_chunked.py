@@ -1,0 +1,122 @@
+"""Chunked encode/decode: equal to whole-file processing within tolerance, any length, bounded
+chunk sizes (memory), crossfade weights."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from audioae.errors import ConfigError
+from audioae.inference import decode_long, encode_long
+from audioae.inference.chunked import Windows, plan
+from inference.inference_helpers import one_thread, smoke_model  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# The smoke encoder sees about 17.5 latent frames either side, the decoder 19: a quarter of the
+# overlap (the margin never used at a chunk's edge) must cover that for float-rounding agreement.
+CHUNK, OVERLAP = 192, 80
+TOL = 1e-5  # measured max abs difference: about 1e-6 (latents ~1, audio ~0.3)
+
+
+def whole(model, x):
+    pad = -x.shape[-1] % model.downsampling_ratio
+    with torch.no_grad():
+        latents = model.encode(torch.nn.functional.pad(x, (0, pad)), sample=False).latents
+        return latents, model.decode(latents)[..., : x.shape[-1]]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return smoke_model()
+
+
+@pytest.mark.parametrize("length", [1, 7, 1000, CHUNK * 8, CHUNK * 8 * 5 + 13])
+def test_chunked_equals_whole(model, length):
+    x = torch.randn(2, 2, length)
+    ref_latents, ref_audio = whole(model, x)
+    enc = encode_long(model, x, CHUNK, OVERLAP)
+    assert enc.length == length and enc.codes is None
+    assert enc.latents.shape == (2, 8, -(-length // 8)) and enc.latents.dtype == torch.float32
+    torch.testing.assert_close(enc.latents, ref_latents, rtol=0, atol=TOL)
+    audio = decode_long(model, enc.latents, enc.length, CHUNK, OVERLAP)
+    assert audio.shape == x.shape  # padding to the ratio is trimmed back
+    torch.testing.assert_close(audio, ref_audio, rtol=0, atol=TOL)
+
+
+def test_a_small_overlap_still_joins_smoothly(model):
+    # margin below the receptive field: not exact, but crossfaded (no hard cut)
+    x = torch.randn(1, 2, 64 * 8 * 6)
+    ref, _ = whole(model, x)
+    err = (encode_long(model, x, 64, 16).latents - ref).abs().max()
+    assert err < 0.2 * ref.abs().max()
+
+
+def test_each_chunk_is_bounded_whatever_the_length(model):
+    seen = []
+    encode, decode = model.encode, model.decode
+
+    def spy_encode(audio, sample=True):
+        seen.append(audio.shape[-1])
+        return encode(audio, sample=sample)
+
+    def spy_decode(latents):
+        seen.append(latents.shape[-1] * 8)
+        return decode(latents)
+
+    model.encode, model.decode = spy_encode, spy_decode
+    try:
+        for seconds in (0.25, 2):
+            enc = encode_long(model, torch.randn(1, 2, int(16000 * seconds)), 64, 16)
+            decode_long(model, enc.latents, enc.length, 64, 16)
+    finally:
+        del model.encode, model.decode
+    assert max(seen) == 64 * 8
+
+
+def test_discrete_codes_switch_at_the_midpoint():
+    model = smoke_model("bottleneck=rvq")
+    x = torch.randn(1, 2, 8 * 700)
+    with torch.no_grad():
+        ref = model.encode(x, sample=False).extras["codes"]
+    enc = encode_long(model, x, CHUNK, OVERLAP)
+    assert enc.codes is not None and enc.codes.dtype == torch.long
+    assert torch.equal(enc.codes, ref)
+    # the latents of a discrete model are taken from the same chunk as the codes
+    torch.testing.assert_close(enc.latents, model.bottleneck.decode_tokens(ref), atol=TOL, rtol=0)
+
+
+def test_sampling_is_seeded_and_differs_from_the_mean(model):
+    x = torch.randn(1, 2, 8 * 500)
+    torch.manual_seed(1)
+    a = encode_long(model, x, 64, 16, sample=True).latents
+    torch.manual_seed(1)
+    b = encode_long(model, x, 64, 16, sample=True).latents
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, encode_long(model, x, 64, 16).latents)
+
+
+def test_plan_covers_with_enough_overlap():
+    assert plan(10, 128, 32) == [(0, 10)]
+    for frames in (129, 200, 1000, 1001, 5000):
+        spans = plan(frames, 128, 32)
+        assert spans[0][0] == 0 and spans[-1][1] == frames
+        assert all(e - s == 128 for s, e in spans)
+        assert all(a[1] - b[0] >= 32 for a, b in itertools.pairwise(spans))
+        for fade, scale in ((16, 1), (0, 1), (16, 4)):
+            weight = torch.zeros(frames * scale)
+            windows = Windows(spans, fade, scale)
+            for i, (s, e) in enumerate(spans):
+                weight[s * scale : e * scale] += windows[i]
+            torch.testing.assert_close(weight, torch.ones(frames * scale))
+            if fade == 0:  # hard cuts: each position from exactly one chunk
+                assert all(
+                    set(windows[i].unique().tolist()) <= {0.0, 1.0} for i in range(len(spans))
+                )
+
+
+def test_bad_chunking_is_a_config_error(model):
+    with pytest.raises(ConfigError, match="overlap"):
+        encode_long(model, torch.randn(1, 2, 8000), 64, 40)
