@@ -97,3 +97,23 @@ def test_resume_restores_ema_and_discriminator(tmp_path):
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), f"{name}: {key}"
+
+
+def test_validation_runs_during_a_smoke_run_and_logs_metrics(tmp_path):
+    run = tmp_path / "val"
+    train(
+        compose_train(
+            "experiment=smoke",
+            "trainer.max_steps=2",
+            "trainer.val_every=1",
+            "trainer.val_batches=1",
+            "trainer.demo_every=0",
+        ),
+        run,
+    )
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"val/spec/mrstft", "val/si_sdr", "val/mel_distance", "val/stft_distance"} <= tags
+    si_sdr = [e.value for e in events.Scalars("val/si_sdr")]
+    assert len(si_sdr) == 2 and all(v == v for v in si_sdr)  # two validations, no NaN
