@@ -117,3 +117,32 @@ def test_validation_runs_during_a_smoke_run_and_logs_metrics(tmp_path):
     assert {"val/spec/mrstft", "val/si_sdr", "val/mel_distance", "val/stft_distance"} <= tags
     si_sdr = [e.value for e in events.Scalars("val/si_sdr")]
     assert len(si_sdr) == 2 and all(v == v for v in si_sdr)  # two validations, no NaN
+
+
+def test_encoder_freezes_after_warmup(tmp_path):
+    cfg = compose_train(
+        "experiment=smoke",
+        "trainer.max_steps=3",
+        "trainer.checkpoint_every=1",
+        "trainer.demo_every=0",
+        "trainer.schedule.warmup_steps=1",
+        "trainer.schedule.encoder_freeze_on_warmup=true",
+    )
+    train(cfg, tmp_path / "run")
+    step1 = weights(tmp_path / "run/checkpoints/step_00000001")
+    step3 = weights(tmp_path / "run/checkpoints/step_00000003")
+    for key in step1:
+        same = torch.equal(step1[key], step3[key])
+        assert same == key.startswith("encoder."), key  # frozen encoder, training decoder
+
+
+def test_freeze_with_no_warmup_warns_and_does_not_freeze(tmp_path):
+    cfg = compose_train(
+        "experiment=smoke",
+        "trainer.max_steps=1",
+        "trainer.demo_every=0",
+        "trainer.schedule.warmup_steps=0",
+        "trainer.schedule.encoder_freeze_on_warmup=true",
+    )
+    with pytest.warns(UserWarning, match="NOT frozen"):
+        train(cfg, tmp_path / "run")
