@@ -35,6 +35,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from sat_compare import machine  # bench/ is on sys.path when run as a script
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BENCHMARKS = ("train", "inference", "quality", "sat")
@@ -255,23 +257,6 @@ class Suite:
                 started = time.perf_counter()
                 getattr(self, bench)(*([tmp] if bench in ("inference", "sat") else []))
                 self.results.setdefault("seconds", {})[bench] = time.perf_counter() - started
-
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-    )
 
 
 def main() -> None:
