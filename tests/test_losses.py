@@ -46,6 +46,28 @@ def test_stereo_is_sum_and_difference_plus_channel_mean():
     assert ours["spec/mrstft"].item() == pytest.approx((sd + per_channel).item(), rel=1e-5)
 
 
+def test_stereo_perceptual_equals_auraloss_values_and_gradients():
+    """A-weighting applied once (ours) or inside every resolution (auraloss): same loss."""
+    torch.manual_seed(0)
+    recon, real = torch.randn(2, 2, 512, dtype=torch.double), torch.randn(2, 2, 512).double()
+    recon.requires_grad_()
+    ours = MultiResolutionSTFT(16000, 2, perceptual_weighting=True, **SCALES).double()
+    sd = auraloss.freq.SumAndDifferenceSTFTLoss(
+        sample_rate=16000, perceptual_weighting=True, **SCALES
+    ).double()
+    mr = auraloss.freq.MultiResolutionSTFTLoss(
+        sample_rate=16000, perceptual_weighting=True, **SCALES
+    ).double()
+    for module in (*sd.modules(), *mr.modules(), *ours.modules()):
+        if isinstance(getattr(module, "window", None), torch.Tensor):
+            module.window = module.window.double()
+    loss = ours(recon, real)["spec/mrstft"]
+    ref = sd(recon, real) + mr(recon.reshape(4, 1, 512), real.reshape(4, 1, 512))
+    torch.testing.assert_close(loss, ref, rtol=1e-12, atol=0)
+    grads = [torch.autograd.grad(x, recon)[0] for x in (loss, ref)]
+    torch.testing.assert_close(*grads, rtol=1e-9, atol=1e-15)
+
+
 def test_weighted_sum_and_log_only():
     losses = {"a": torch.tensor(2.0), "b": torch.tensor(3.0), "c": torch.tensor(100.0)}
     total = weighted_sum(losses, {"a": 0.5, "b": 2.0, "c": 0.0})

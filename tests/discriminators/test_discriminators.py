@@ -172,6 +172,26 @@ def test_checkpointing_changes_nothing_but_memory(name):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("name", ["encodec", "oobleck"])
+def test_channels_last_changes_the_layout_not_the_values(name):
+    real, noise = torch.randn(2, 2, 2048), torch.randn(2, 2, 2048)
+    results = []
+    for flag in ("false", "true"):
+        torch.manual_seed(0)
+        d = make(name, 2, f"discriminator.channels_last={flag}", tiny=True)
+        torch.manual_seed(1)
+        generator = nn.Conv1d(2, 2, 1)
+        fake = generator(noise)
+        d.disc_loss(fake.detach(), real).backward()
+        sum(d.gen_loss(fake, real).values()).backward()
+        features = [f for _, maps in d(real) for f in maps if f.dim() == 4]
+        layouts = {f.is_contiguous(memory_format=torch.channels_last) for f in features}
+        assert layouts == {flag == "true"}
+        results.append([p.grad.clone() for p in d.parameters()] + [generator.weight.grad.clone()])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("name", ["encodec", "dac"])
 def test_stft_discriminators_run_under_bfloat16_autocast(name):
     d = make(name, 1, tiny=True)

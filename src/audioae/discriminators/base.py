@@ -118,3 +118,18 @@ def maybe_checkpoint(module: nn.Module, x: Tensor, enabled: bool):
         use_reentrant=False,
         context_fn=lambda: (nullcontext(), _requires_grad(frozen, False)),
     )
+
+
+def channels_last_convs(module: nn.Module) -> None:
+    """Run every Conv2d of `module` on channels-last (NHWC) inputs: the same values (to float
+    rounding), computed faster by oneDNN's CPU kernels for the STFT and period discriminators
+    (about 1.3x for an encodec discriminator with stride (1, 1), see docs/benchmarks.md).
+    Later layers keep the layout, so converting once per network costs one copy."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_pre_hook(_to_channels_last)
+
+
+def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
+    return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
+

@@ -30,7 +30,12 @@ from collections.abc import Mapping, Sequence
 from encodec.msstftd import MultiScaleSTFTDiscriminator
 from torch import Tensor, nn
 
-from audioae.discriminators.base import DiscOutput, Discriminator, maybe_checkpoint
+from audioae.discriminators.base import (
+    DiscOutput,
+    Discriminator,
+    channels_last_convs,
+    maybe_checkpoint,
+)
 
 
 class EncodecDiscriminator(Discriminator):
@@ -43,6 +48,7 @@ class EncodecDiscriminator(Discriminator):
     activation_params: None means {"negative_slope": 0.2} for LeakyReLU, {} otherwise.
     weight_norm_first: weight-normalise the first conv as stable-audio-tools does.
     checkpointing: recompute each scale in the backward pass (memory for compute).
+    channels_last: compute the 2D convs in NHWC layout (faster on CPUs, same values).
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class EncodecDiscriminator(Discriminator):
         weight_norm_first: bool = False,
         loss: str = "hinge",
         checkpointing: bool = False,
+        channels_last: bool = True,
     ):
         super().__init__(loss)
         if not len(n_ffts) == len(hop_lengths) == len(win_lengths):
@@ -97,6 +104,8 @@ class EncodecDiscriminator(Discriminator):
                 warnings.simplefilter("ignore", FutureWarning)
                 for disc in self.discriminators.discriminators:
                     disc.convs[0].conv = nn.utils.weight_norm(disc.convs[0].conv)
+        if channels_last:
+            channels_last_convs(self)
 
     def forward(self, x: Tensor) -> DiscOutput:
         # The STFT runs in float32 (no half-precision FFT); the convs follow any autocast.

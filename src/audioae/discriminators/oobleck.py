@@ -33,7 +33,12 @@ from itertools import pairwise
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audioae.discriminators.base import DiscOutput, Discriminator, maybe_checkpoint
+from audioae.discriminators.base import (
+    DiscOutput,
+    Discriminator,
+    channels_last_convs,
+    maybe_checkpoint,
+)
 from audioae.nets.weight_norm import wn
 
 
@@ -81,6 +86,7 @@ class OobleckDiscriminator(Discriminator):
     Scale k sees the signal average-pooled by 2**k: logits (B, 1, T / 2**k / stride**n_layers),
     roughly. Period p sees (B, C, ceil(T/p), p): logits (B, 1, ceil(T/p) / stride**n_layers, p).
     checkpointing: recompute each sub-discriminator in the backward pass.
+    channels_last: compute the period discriminators' 2D convs in NHWC layout (same values).
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class OobleckDiscriminator(Discriminator):
         stride: int = 4,
         loss: str = "hinge",
         checkpointing: bool = False,
+        channels_last: bool = True,
     ):
         super().__init__(loss)
         self.checkpointing = checkpointing
@@ -101,6 +108,8 @@ class OobleckDiscriminator(Discriminator):
         args = (in_channels, capacity, n_layers, kernel_size, stride)
         self.scales = nn.ModuleList(ConvStack(1, *args) for _ in range(n_scales))
         self.periods = nn.ModuleList(ConvStack(2, *args) for _ in self.period_sizes)
+        if channels_last:
+            channels_last_convs(self)
 
     def forward(self, x: Tensor) -> DiscOutput:
         outputs = []

@@ -9,6 +9,11 @@ Unlike stable-audio-tools, the reconstruction is passed as auraloss's `input` an
 as its `target`, so spectral convergence is normalised by the target magnitude (the reference
 swaps them on purpose, §11.3), and spectral convergence uses one norm over the batch as upstream
 auraloss does.
+
+Perceptual weighting is auraloss's A-weighting FIR filter, applied once per call to the
+channels of both signals. auraloss's own losses apply it inside every resolution's loss, 2 x 7
+times per stereo call for the same result (the filter is linear, so filtering L and R also
+filters L+R and L-R): a third of the time, same values up to float rounding.
 """
 
 from __future__ import annotations
@@ -56,11 +61,16 @@ class MultiResolutionSTFT(nn.Module):
             w_lin_mag=w_lin_mag,
             w_phs=w_phs,
             sample_rate=sample_rate,
-            perceptual_weighting=perceptual_weighting,
+            perceptual_weighting=False,  # applied once in forward()
             scale=scale,
             n_bins=n_bins,
             scale_invariance=scale_invariance,
             eps=eps,
+        )
+        self.prefilter = (
+            auraloss.perceptual.FIRFilter(filter_type="aw", fs=sample_rate)
+            if perceptual_weighting
+            else None
         )
         self.per_channel = auraloss.freq.MultiResolutionSTFTLoss(**args)
         self.sum_diff = auraloss.freq.SumAndDifferenceSTFTLoss(**args) if channels == 2 else None
@@ -68,7 +78,10 @@ class MultiResolutionSTFT(nn.Module):
     def forward(self, recon: Tensor, real: Tensor) -> dict[str, Tensor]:
         b, c, t = real.shape
         # Channels fold into the batch: the mean over channels of the per-channel loss.
-        loss = self.per_channel(recon.reshape(b * c, 1, t), real.reshape(b * c, 1, t))
+        recon, real = recon.reshape(b * c, 1, t), real.reshape(b * c, 1, t)
+        if self.prefilter is not None:
+            recon, real = self.prefilter(recon, real)
+        loss = self.per_channel(recon, real)
         if self.sum_diff is not None:
-            loss = loss + self.sum_diff(recon, real)
+            loss = loss + self.sum_diff(recon.reshape(b, c, t), real.reshape(b, c, t))
         return {"spec/mrstft": loss}
