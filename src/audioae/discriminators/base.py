@@ -132,4 +132,3 @@ def channels_last_convs(module: nn.Module) -> None:
 
 def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
     return (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
-

@@ -15,7 +15,8 @@ should not be averaged either) switch from chunk to chunk at the same midpoint w
 Memory: one chunk goes through the network at a time and is added into a preallocated float32
 output (on `out_device`); crossfade weights are made per chunk. So the working memory does not
 grow with the file's length; only the input and output buffers do (21 MB per minute of 44.1 kHz
-stereo float32 each).
+stereo float32 each). On a CPU, freed activations stay mapped for the next chunk while the
+functions run (inference/memory.py).
 This fixes the reference's chunked encode_audio/decode_audio (§11 item 25): inputs shorter than a
 chunk, crossfades instead of hard cuts, float32 outputs, validation.
 """
@@ -25,6 +26,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +36,7 @@ from torch import Tensor
 
 from audioae.autoencoder import AudioAutoencoder
 from audioae.errors import ConfigError
+from audioae.inference.memory import reuse_freed_memory
 
 CHUNK_SIZE = 128  # latent frames; 128 frames x 2048 = 6 s at 44.1 kHz for the SA 2.0 VAE
 OVERLAP = 32
@@ -105,6 +109,18 @@ class Windows:
         return len(self.spans)
 
 
+@contextmanager
+def _running(model: AudioAutoencoder, device: torch.device) -> Iterator[None]:
+    """Eval mode and reused memory (inference/memory.py) in the block; then the model's mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with reuse_freed_memory(device):
+            yield
+    finally:
+        model.train(was_training)
+
+
 def _add(out: Tensor, piece: Tensor, window: Tensor, start: int) -> None:
     end = start + piece.shape[-1]
     out[..., start:end].addcmul_(piece.to(out.device, torch.float32), window.to(out.device))
@@ -136,9 +152,7 @@ def encode_long(
     b = audio.shape[0]
     latents = torch.zeros(b, model.latent_dim, frames, device=out_device)
     codes = None
-    was_training = model.training
-    model.eval()
-    try:
+    with _running(model, device):
         for i, (start, end) in enumerate(spans):
             window = windows[i]
             piece = audio[..., start * ratio : end * ratio].to(device, torch.float32)
@@ -153,8 +167,6 @@ def encode_long(
                     codes = torch.zeros(shape, dtype=torch.long, device=out_device)
                 keep = window.to(out_device) > 0.5
                 codes[..., start:end][..., keep] = chunk_codes[..., keep]
-    finally:
-        model.train(was_training)
     return Encoded(latents, codes, length)
 
 
@@ -179,14 +191,10 @@ def decode_long(
     windows = Windows(spans, overlap // 2, scale=ratio)
     device = next(model.parameters()).device
     audio = torch.zeros(latents.shape[0], model.out_channels, frames * ratio, device=out_device)
-    was_training = model.training
-    model.eval()
-    try:
+    with _running(model, device):
         for i, (start, end) in enumerate(spans):
             piece = model.decode(latents[..., start:end].to(device, torch.float32))
             _add(audio, piece, windows[i], start * ratio)
-    finally:
-        model.train(was_training)
     return audio if length is None else audio[..., :length]
 
 
