@@ -23,9 +23,9 @@ Which side goes first alternates.
    `--channels` (128 there), `--filters` (the discriminator's, 64 there) and `--crop`
    (sample_size, 65536 there) smaller. Both widths are divided by 4 by default, which keeps the
    autoencoder : discriminator compute ratio of SA 2.0 (0.31 vs 0.33 forward FLOPs).
-   - audioae: `audioae.convert.sat_config(json)`, then audioae.train.loop.train_step plus the
-     EMA update after each generator step (what `audioae-train`'s loop runs per step). A step
-     is timed from the call to train_step to the end of the EMA update.
+   - audioae: `audioae.convert.sat_config(json)`, then audioae.train.loop.build_training and
+     Training.step (what `audioae-train`'s loop runs per step: train_step plus the EMA update
+     after each generator step). A step is timed from the call to Training.step to its return.
    - SAT: its factory (create_model_from_config + create_training_wrapper_from_config) and its
      AutoencoderTrainingWrapper.training_step driven by a minimal pytorch_lightning Trainer
      (no logger, checkpoint or demo callback, progress bar or sanity check; the same batch every
@@ -176,14 +176,11 @@ SHARED_IMPORTS = "import contextlib, json, os, resource, sys, time\nfrom pathlib
 def ours_train(job: dict) -> dict:
     import torch
     from accelerate import Accelerator
-    from hydra.utils import instantiate
 
-    from audioae.build import build, build_autoencoder
+    from audioae.build import build_autoencoder
     from audioae.convert import sat_config
     from audioae.inference import load_strict, read_weights
-    from audioae.losses.weighting import flatten
-    from audioae.train.ema import EMA
-    from audioae.train.loop import Losses, make_net, train_step
+    from audioae.train.loop import build_training
 
     n_threads = threads(job)
     torch.manual_seed(0)
@@ -191,26 +188,14 @@ def ours_train(job: dict) -> dict:
     acc = Accelerator(cpu=True)
     model = build_autoencoder(cfg)
     load_strict(model, read_weights(job["weights"]), job["weights"])
-    losses = Losses({k: build(v, k) for k, v in cfg.loss.terms.items()}).to(acc.device)
-    disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None
-    weights = {**flatten(cfg.loss.weights), **model.bottleneck.loss_weights}
-    ema = EMA(build_autoencoder(cfg), **cfg.trainer.ema) if cfg.trainer.use_ema else None
-    gen = make_net(model, cfg.optim.generator, "g")
-    dis = make_net(disc, cfg.optim.discriminator, "d") if disc else None
-    gen.module, gen.opt = acc.prepare(gen.module, gen.opt)
-    if dis is not None:
-        dis.module.to(acc.device)
-        dis.opt = acc.prepare(dis.opt)
-    schedule = instantiate(cfg.trainer.schedule)
+    training = build_training(cfg, acc, model)
     real = torch.from_numpy(np.load(job["batch"]))
     for step in range(job["warmup"] + job["steps"]):
         Turns.wait()  # one step per turn
         with Unit() as unit:
-            logs = train_step(step, [real], schedule, gen, dis, losses, weights, acc)
-            if ema is not None and "grad_norm/generator" in logs:
-                ema.update(acc.unwrap_model(gen.module))
+            logs = training.step(step, [real], acc)
         unit.report(kind="G" if "grad_norm/generator" in logs else "D")
-    return {"threads": n_threads, "peak_mb": peak_rss_mb(), "ema": ema is not None}
+    return {"threads": n_threads, "peak_mb": peak_rss_mb(), "ema": training.ema is not None}
 
 
 def ours_inference(job: dict) -> dict:

@@ -3,7 +3,8 @@
     python bench/train_throughput.py               # smoke, default (small), SA2.0 architecture
     python bench/train_throughput.py --configs default --steps 10 --batch 2 -- loss=mrstft_gan
 
-Each config is timed in-process with the real training step (audioae.train.loop.train_step),
+Each config is timed in-process with the real training step (audioae.train.loop.Training.step,
+as audioae-train runs it: train_step and the EMA update),
 after warm-up steps, on the GAN schedule of the config (`loss=mrstft_gan` by default, so
 generator and discriminator steps alternate). A "batch" is one optimisation step of either
 network; audio seconds count the real audio the step consumed.
@@ -23,10 +24,8 @@ from accelerate import Accelerator
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from audioae.build import build, build_autoencoder
 from audioae.config import config_dir
-from audioae.losses.weighting import flatten
-from audioae.train.loop import Losses, make_net, train_step
+from audioae.train.loop import build_training
 
 CONFIGS = {
     "smoke": ["experiment=smoke"],
@@ -42,30 +41,20 @@ def measure(name: str, overrides: list[str], batch: int, steps: int, warmup: int
         )
     torch.manual_seed(0)
     acc = Accelerator(cpu=not torch.cuda.is_available())
-    model = build_autoencoder(cfg)
-    losses = Losses({k: build(v, k) for k, v in cfg.loss.terms.items()}).to(acc.device)
-    disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None
-    weights = {**flatten(cfg.loss.weights), **model.bottleneck.loss_weights}
-    gen = make_net(model, cfg.optim.generator, "g")
-    dis = make_net(disc, cfg.optim.discriminator, "d") if disc else None
-    gen.module, gen.opt = acc.prepare(gen.module, gen.opt)
-    if dis is not None:
-        dis.module.to(acc.device)
-        dis.opt = acc.prepare(dis.opt)
-    schedule = instantiate(cfg.trainer.schedule)
+    training = build_training(cfg, acc)
     data = instantiate(cfg.data)
     real = torch.stack([data[i] for i in range(batch)])
     for step in range(warmup):
-        train_step(step, [real], schedule, gen, dis, losses, weights, acc)
+        training.step(step, [real], acc)
     if acc.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for step in range(warmup, warmup + steps):
-        train_step(step, [real], schedule, gen, dis, losses, weights, acc)
+        training.step(step, [real], acc)
     if acc.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in training.gen.module.parameters())
     audio = steps * batch * cfg.sample_size / cfg.sample_rate
     return {
         "config": name,

@@ -428,7 +428,7 @@ FIXED_TRAINING = {
 }
 
 # Keys of audioae nodes that change memory or speed only: never reported as lost on the way back.
-PERFORMANCE_ONLY = {"checkpointing"}
+PERFORMANCE_ONLY = {"checkpointing", "channels_last"}
 
 # Features the converter refuses (or, with --lenient, drops with a warning), by JSON path.
 UNSUPPORTED_TYPES = {

@@ -109,27 +109,36 @@ def make_net(module: nn.Module, cfg: DictConfig, key: str) -> Net:
     return Net(module, opt, sched, cfg.get("clip_grad_norm", 0.0))
 
 
-def train(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """Train the model of `cfg`, writing logs and checkpoints under `run_dir`.
+@dataclass
+class Training:
+    """What a training step needs, built from the config by `build_training`."""
 
-    Returns the folder of the last checkpoint."""
-    schema.check(cfg)
-    setup_from_slurm()  # SLURM tasks started by submitit: one distributed job
-    t = cfg.trainer
-    logging.getLogger("accelerate").setLevel(logging.WARNING)
-    schedule: GANSchedule = build(t.schedule, "trainer.schedule")
-    # Unused parameters are normal when the encoder freezes or a quantizer skips stages.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    # cpu=True without CUDA lets Accelerate run several CPU processes (gloo) under torchrun
-    # or `accelerate launch --multi_gpu`; with one process it changes nothing.
-    acc = Accelerator(
-        mixed_precision=t.precision, kwargs_handlers=[ddp], cpu=not torch.cuda.is_available()
-    )
-    run_dir = Path(broadcast_object_list([str(run_dir)])[0])  # the main process's run dir
-    set_seed(t.seed)
+    gen: Net
+    dis: Net | None
+    losses: Losses
+    weights: dict[str, float]
+    schedule: GANSchedule
+    ema: EMA | None
 
-    # Everything that can fail on the config fails here, before any data is read.
-    model = build_autoencoder(cfg)
+    def step(self, step: int, reals: list[Tensor], acc: Accelerator) -> dict[str, float]:
+        """One optimisation step (`train_step`), then the EMA update after a finite generator
+        step. Returns the scalars to log."""
+        logs = train_step(
+            step, reals, self.schedule, self.gen, self.dis, self.losses, self.weights, acc
+        )
+        finite = all(math.isfinite(v) for v in logs.values())
+        if finite and self.ema is not None and "grad_norm/generator" in logs:
+            self.ema.update(acc.unwrap_model(self.gen.module))
+        return logs
+
+
+def build_training(
+    cfg: DictConfig, acc: Accelerator, model: AudioAutoencoder | None = None
+) -> Training:
+    """The autoencoder (or `model`), losses, discriminator, optimizers, schedulers, schedule and
+    EMA of `cfg`, on Accelerate's device. Config errors are raised before anything is placed."""
+    schedule: GANSchedule = build(cfg.trainer.schedule, "trainer.schedule")
+    model = build_autoencoder(cfg) if model is None else model
     losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in cfg.loss.terms.items()})
     disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None
     for key, term in [*losses.terms.items(), ("discriminator", disc)]:
@@ -146,16 +155,12 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
         warnings.warn(
             "trainer.schedule.encoder_freeze_on_warmup is set but warmup_steps is 0: "
             "the encoder is NOT frozen (set warmup_steps > 0 to freeze it after warmup)",
-            stacklevel=1,
+            stacklevel=2,
         )
+    t = cfg.trainer
     ema = EMA(build_autoencoder(cfg), **t.ema) if t.use_ema else None
     gen = make_net(model, cfg.optim.generator, "optim.generator")
     dis = make_net(disc, cfg.optim.discriminator, "optim.discriminator") if disc else None
-    resume = resume_from(cfg.resume, run_dir)
-    if acc.is_main_process:
-        prepare_run_dir(run_dir, cfg)
-    dataset = build(cfg.data, "data")
-    val_batches = validation_batches(cfg, dataset) if t.val_every else []
 
     gen.module, gen.opt = acc.prepare(gen.module, gen.opt)
     if dis is not None:
@@ -167,7 +172,38 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     losses.to(acc.device)
     if ema is not None:
         ema.to(acc.device)
+    return Training(gen, dis, losses, weights, schedule, ema)
+
+
+def train(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """Train the model of `cfg`, writing logs and checkpoints under `run_dir`.
+
+    Returns the folder of the last checkpoint."""
+    schema.check(cfg)
+    setup_from_slurm()  # SLURM tasks started by submitit: one distributed job
+    t = cfg.trainer
+    logging.getLogger("accelerate").setLevel(logging.WARNING)
+    # Unused parameters are normal when the encoder freezes or a quantizer skips stages.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    # cpu=True without CUDA lets Accelerate run several CPU processes (gloo) under torchrun
+    # or `accelerate launch --multi_gpu`; with one process it changes nothing.
+    acc = Accelerator(
+        mixed_precision=t.precision, kwargs_handlers=[ddp], cpu=not torch.cuda.is_available()
+    )
+    run_dir = Path(broadcast_object_list([str(run_dir)])[0])  # the main process's run dir
+    set_seed(t.seed)
+
+    # Everything that can fail on the config fails here, before any data is read.
+    training = build_training(cfg, acc)
+    gen, dis, losses, ema = training.gen, training.dis, training.losses, training.ema
+    resume = resume_from(cfg.resume, run_dir)
+    if acc.is_main_process:
+        prepare_run_dir(run_dir, cfg)
+    dataset = build(cfg.data, "data")
+    val_batches = validation_batches(cfg, dataset) if t.val_every else []
+
     # saved beside Accelerate's state (see train/checkpoint.py)
+    disc = dis.module if dis is not None else None
     modules = {k: v for k, v in (("discriminator", disc), ("ema", ema)) if v is not None}
     nets = (("generator", gen), ("discriminator", dis))
     schedulers = {k: n.sched for k, n in nets if n is not None and n.sched is not None}
@@ -189,7 +225,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
 
     writer = SummaryWriter(str(run_dir / "tb")) if acc.is_main_process else None
     if writer is not None:
-        n_params = sum(p.numel() for p in model.parameters())
+        n_params = sum(p.numel() for p in gen.module.parameters())
         log.info("model: %.2fM parameters, run dir %s", n_params / 1e6, run_dir)
     clips = demo_clips(dataset, t.num_demos) if t.demo_every and acc.is_main_process else None
     batches = micro_batches(dataset, cfg, state.step * t.grad_accum, acc)
@@ -200,7 +236,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
         while state.step < t.max_steps:
             step = state.step
             micro = [next(batches) for _ in range(t.grad_accum)]
-            logs = train_step(step, micro, schedule, gen, dis, losses, weights, acc)
+            logs = training.step(step, micro, acc)
             finite = all(math.isfinite(v) for v in logs.values())
             state.skipped += not finite
             state.streak = 0 if finite else state.streak + 1
@@ -210,8 +246,6 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
                     f"step {step}; last good checkpoint: {good or 'none'} "
                     "(lower the learning rates?)"
                 )
-            if finite and ema is not None and "grad_norm/generator" in logs:
-                ema.update(unwrap(gen.module))
             state.step += 1
 
             bar.update(1)
