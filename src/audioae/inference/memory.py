@@ -8,7 +8,8 @@ those faults took 40% of the time. Inside `reuse_freed_memory()`, malloc serves 
 its heap and keeps what is freed (mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD large), so the next
 chunk reuses pages that are already mapped: about 1.6x faster, for a higher peak of resident
 memory while it runs (measured in docs/benchmarks.md). On leaving, the memory goes back to the
-kernel (malloc_trim) and glibc's defaults are restored.
+kernel (malloc_trim) and glibc's defaults are restored. The setting is process-wide: other
+threads' allocations during the block are served the same way.
 
 Does nothing for other devices, off glibc, or with the environment variable
 AUDIOAE_REUSE_MEMORY=0.
