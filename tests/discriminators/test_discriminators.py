@@ -155,6 +155,16 @@ def test_gen_loss_reaches_the_generator_only(name):
     assert all(p.requires_grad for p in d.parameters())
 
 
+def gradients_after_both_losses(d: Discriminator, real: Tensor, noise: Tensor) -> list[Tensor]:
+    """The discriminator's and a one-conv generator's gradients after disc_loss and gen_loss."""
+    torch.manual_seed(1)
+    generator = nn.Conv1d(2, 2, 1)
+    fake = generator(noise)
+    d.disc_loss(fake.detach(), real).backward()
+    sum(d.gen_loss(fake, real).values()).backward()
+    return [p.grad.clone() for p in d.parameters()] + [generator.weight.grad.clone()]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_checkpointing_changes_nothing_but_memory(name):
     real, noise = torch.randn(2, 2, 2048), torch.randn(2, 2, 2048)
@@ -162,12 +172,7 @@ def test_checkpointing_changes_nothing_but_memory(name):
     for flag in ("false", "true"):
         torch.manual_seed(0)
         d = make(name, 2, f"discriminator.checkpointing={flag}", tiny=True)
-        torch.manual_seed(1)
-        generator = nn.Conv1d(2, 2, 1)
-        fake = generator(noise)
-        d.disc_loss(fake.detach(), real).backward()
-        sum(d.gen_loss(fake, real).values()).backward()
-        results.append([p.grad.clone() for p in d.parameters()] + [generator.weight.grad.clone()])
+        results.append(gradients_after_both_losses(d, real, noise))
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b)
 
@@ -179,15 +184,10 @@ def test_channels_last_changes_the_layout_not_the_values(name):
     for flag in ("false", "true"):
         torch.manual_seed(0)
         d = make(name, 2, f"discriminator.channels_last={flag}", tiny=True)
-        torch.manual_seed(1)
-        generator = nn.Conv1d(2, 2, 1)
-        fake = generator(noise)
-        d.disc_loss(fake.detach(), real).backward()
-        sum(d.gen_loss(fake, real).values()).backward()
+        results.append(gradients_after_both_losses(d, real, noise))
         features = [f for _, maps in d(real) for f in maps if f.dim() == 4]
         layouts = {f.is_contiguous(memory_format=torch.channels_last) for f in features}
         assert layouts == {flag == "true"}
-        results.append([p.grad.clone() for p in d.parameters()] + [generator.weight.grad.clone()])
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b)
 
