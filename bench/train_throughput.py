@@ -2,6 +2,7 @@
 
     python bench/train_throughput.py               # smoke, default (small), SA2.0 architecture
     python bench/train_throughput.py --configs default --steps 10 --batch 2 -- loss=mrstft_gan
+    python bench/train_throughput.py --configs sa2 --batch 8 --precision bf16   # on a GPU
 
 Each config is timed in-process with the real training step (audioae.train.loop.Training.step,
 as audioae-train runs it: train_step and the EMA update),
@@ -34,13 +35,15 @@ CONFIGS = {
 }
 
 
-def measure(name: str, overrides: list[str], batch: int, steps: int, warmup: int) -> dict:
+def measure(
+    name: str, overrides: list[str], batch: int, steps: int, warmup: int, precision: str
+) -> dict:
     with initialize_config_dir(str(config_dir()), version_base=None):
         cfg = compose(
             "train", overrides=[*CONFIGS[name], f"trainer.batch_size={batch}", *overrides]
         )
     torch.manual_seed(0)
-    acc = Accelerator(cpu=not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
     training = build_training(cfg, acc)
     data = instantiate(cfg.data)
     real = torch.stack([data[i] for i in range(batch)])
@@ -60,6 +63,7 @@ def measure(name: str, overrides: list[str], batch: int, steps: int, warmup: int
         "config": name,
         "params_M": params / 1e6,
         "batch": batch,
+        "precision": precision,
         "crop_s": cfg.sample_size / cfg.sample_rate,
         "steps_per_s": steps / seconds,
         "audio_s_per_s": audio / seconds,
@@ -72,10 +76,11 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--precision", default="no", choices=["no", "bf16", "fp16"])
     p.add_argument("overrides", nargs="*", default=["loss=mrstft_gan"])
     args = p.parse_args()
     rows = [
-        measure(c, args.overrides, args.batch, args.steps, args.warmup)
+        measure(c, args.overrides, args.batch, args.steps, args.warmup, args.precision)
         for c in args.configs.split(",")
     ]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
@@ -84,11 +89,12 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     print(f"# {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
-    print("| config | params (M) | batch | crop (s) | steps/s | audio s/s |")
-    print("|---|---|---|---|---|---|")
+    print("| config | params (M) | batch | precision | crop (s) | steps/s | audio s/s |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['config']} | {r['params_M']:.1f} | {r['batch']} | {r['crop_s']:.2f} "
+            f"| {r['config']} | {r['params_M']:.1f} | {r['batch']} | {r['precision']} "
+            f"| {r['crop_s']:.2f} "
             f"| {r['steps_per_s']:.3f} | {r['audio_s_per_s']:.3f} |"
         )
 

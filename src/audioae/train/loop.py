@@ -89,16 +89,29 @@ class Net:
     average_grads: bool = False  # all-reduce gradients here (networks not wrapped in DDP)
 
     def update(self, acc: Accelerator) -> float:
-        """Clip, then step if the gradients are finite. Returns the gradient norm."""
+        """Clip, then step if the gradients are finite. Returns the gradient norm.
+
+        Under fp16 the gradients arrive multiplied by Accelerate's loss scale: only this
+        network's optimizer is unscaled here (Accelerate's clip_grad_norm_ would unscale every
+        optimizer, so in a joint step the other network's gradients twice), and the scaler's
+        own step skips an update with inf/NaN gradients. `train_step` calls scaler.update()
+        once after every network has stepped, so both see the scale their losses were
+        multiplied by."""
         params = [p for p in self.module.parameters() if p.grad is not None]
         if self.average_grads and acc.num_processes > 1:
             for p in params:
                 p.grad = acc.reduce(p.grad, reduction="mean")
-        norm = float(acc.clip_grad_norm_(params, self.clip or math.inf)) if params else 0.0
-        if math.isfinite(norm):
+        opt = getattr(self.opt, "optimizer", self.opt)  # the torch optimizer inside Accelerate's
+        if acc.scaler is not None and params:
+            acc.scaler.unscale_(opt)
+        norm = float(nn.utils.clip_grad_norm_(params, self.clip or math.inf)) if params else 0.0
+        finite = math.isfinite(norm)
+        if acc.scaler is not None and params:
+            acc.scaler.step(opt)  # skips the update itself when a gradient is not finite
+        elif finite:
             self.opt.step()
-            if self.sched is not None:
-                self.sched.step()
+        if finite and self.sched is not None:
+            self.sched.step()
         self.opt.zero_grad(set_to_none=True)
         return norm
 
@@ -358,11 +371,12 @@ def train_step(
             acc.backward(d_loss / len(reals))
             add("loss/adv/disc", d_loss)
         if train_gen:
-            with acc.autocast():
-                terms = {**losses(fake.float(), real), **result.losses}
-                if adversarial:
+            # the spectral and time losses in float32 (logs of small magnitudes), outside autocast
+            terms = {**losses(fake.float(), real.float()), **result.losses}
+            if adversarial:
+                with acc.autocast():
                     terms.update(dis.module.gen_loss(fake, real))
-                loss = weighted_sum(terms, weights)
+            loss = weighted_sum(terms, weights)
             acc.backward(loss / len(reals))
             for name, value in terms.items():
                 add(f"loss/{name}", value)
@@ -377,6 +391,9 @@ def train_step(
         logs["grad_norm/discriminator"] = dis.update(acc)
     if train_gen:
         logs["grad_norm/generator"] = gen.update(acc)
+    if acc.scaler is not None:  # fp16: lower the scale after an overflow, raise it now and then
+        acc.scaler.update()
+        logs["amp/scale"] = acc.scaler.get_scale()
     return logs
 
 
