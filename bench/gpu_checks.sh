@@ -22,10 +22,10 @@ part() {  # part NAME SECONDS COMMAND...
 }
 nvidia-smi -L
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-part gpu_tests 150 $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
+part gpu_tests 130 $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
 for precision in no bf16; do
     part "train_sa2_$precision" 90 $PY bench/train_throughput.py --configs sa2 --batch 8 \
         --steps 10 --warmup 3 --precision "$precision"
 done
 part inference 75 $PY bench/inference.py --device cuda --seconds 30 120
-part suite 200 $PY -m pytest -q -p no:cacheprovider -n 12 --ignore=tests/test_gpu.py
+part suite 180 $PY -m pytest -q -p no:cacheprovider -n 12 --ignore=tests/test_gpu.py
