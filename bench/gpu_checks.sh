@@ -28,4 +28,4 @@ for precision in no bf16; do
         --steps 10 --warmup 3 --precision "$precision"
 done
 part inference 75 $PY bench/inference.py --device cuda --seconds 30 120
-part suite 180 $PY -m pytest -q -p no:cacheprovider -n 12 --ignore=tests/test_gpu.py
+OMP_NUM_THREADS=2 part suite 180 $PY -m pytest -q -p no:cacheprovider -n 8 -rf --tb=line --ignore=tests/test_gpu.py
