@@ -27,10 +27,17 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-def run_cli(command: str, *args: str, cwd: Path, check: bool = True):
+# For bitwise comparisons of training runs: Accelerate's switch to the CPU. On CUDA, cuDNN's
+# TF32 and non-deterministic kernels make two runs agree only to about 1e-3 (see README).
+ON_CPU = {"ACCELERATE_USE_CPU": "true"}
+
+
+def run_cli(
+    command: str, *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+):
     """Run a console script of this package in a subprocess, as a user would."""
     exe = Path(sys.executable).with_name(command)
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore", **(env or {})}
     proc = subprocess.run(
         [str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
     )

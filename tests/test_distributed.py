@@ -1,3 +1,4 @@
+import pytest
 from hydra import compose, initialize_config_dir
 
 from audioae.config import config_dir
@@ -28,6 +29,7 @@ def test_no_change_for_single_tasks_or_existing_launchers():
 
 
 def test_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the [slurm] extra")
     with initialize_config_dir(str(config_dir()), version_base=None):
         cfg = compose(
             "train",

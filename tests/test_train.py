@@ -10,15 +10,15 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_cli
+from conftest import ON_CPU, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def train(tmp: Path, name: str, *overrides: str):
+def train(tmp: Path, name: str, *overrides: str, env: dict[str, str] | None = None):
     run = tmp / name
-    proc = run_cli("audioae-train", "experiment=smoke", f"hydra.run.dir={run}", *overrides, cwd=tmp)
-    return run, proc
+    args = ("experiment=smoke", f"hydra.run.dir={run}", *overrides)
+    return run, run_cli("audioae-train", *args, cwd=tmp, env=env)
 
 
 def scalars(run: Path, tag: str) -> dict[int, float]:
@@ -42,9 +42,9 @@ def test_three_steps_write_checkpoint_config_and_tensorboard(tmp_path):
 
 
 def test_resume_continues_at_the_same_step_and_matches_uninterrupted(tmp_path):
-    straight, _ = train(tmp_path, "straight", "trainer.max_steps=4")
-    first, _ = train(tmp_path, "first", "trainer.max_steps=2")
-    resumed, _ = train(tmp_path, "resumed", "trainer.max_steps=4", f"resume={first}")
+    straight, _ = train(tmp_path, "straight", "trainer.max_steps=4", env=ON_CPU)
+    first, _ = train(tmp_path, "first", "trainer.max_steps=2", env=ON_CPU)
+    resumed, _ = train(tmp_path, "resumed", "trainer.max_steps=4", f"resume={first}", env=ON_CPU)
     assert sorted(scalars(resumed, "loss/total")) == [3, 4]
     a = load_file(straight / "checkpoints/step_00000004/model.safetensors")
     b = load_file(resumed / "checkpoints/step_00000004/model.safetensors")

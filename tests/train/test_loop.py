@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from audioae.train.loop import train
-from conftest import compose_train, run_cli
+from conftest import ON_CPU, compose_train, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +19,13 @@ GAN = ("experiment=smoke", "loss=mrstft_gan", "trainer.use_ema=true")
 
 def weights(ckpt: Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
     return load_file(ckpt / name)
+
+
+def train_on_cpu(run: Path, *overrides: str) -> Path:
+    """`audioae-train OVERRIDES` on the CPU whatever the machine (bitwise comparisons);
+    returns the last checkpoint."""
+    run_cli("audioae-train", *overrides, f"hydra.run.dir={run}", cwd=run.parent, env=ON_CPU)
+    return sorted((run / "checkpoints").iterdir())[-1]
 
 
 def test_gradient_accumulation_2x2_equals_4x1(tmp_path):
@@ -30,12 +37,8 @@ def test_gradient_accumulation_2x2_equals_4x1(tmp_path):
         "trainer.max_steps=2",
         "trainer.demo_every=0",
     )
-    a = train(
-        compose_train(*common, "trainer.batch_size=2", "trainer.grad_accum=2"), tmp_path / "a"
-    )
-    b = train(
-        compose_train(*common, "trainer.batch_size=4", "trainer.grad_accum=1"), tmp_path / "b"
-    )
+    a = train_on_cpu(tmp_path / "a", *common, "trainer.batch_size=2", "trainer.grad_accum=2")
+    b = train_on_cpu(tmp_path / "b", *common, "trainer.batch_size=4", "trainer.grad_accum=1")
     wa, wb = weights(a), weights(b)
     assert a.name == "step_00000002"
     for key in wa:
@@ -86,11 +89,10 @@ def test_gan_run_writes_demo_wavs_and_tensorboard_audio(tmp_path):
 
 def test_resume_restores_ema_and_discriminator(tmp_path):
     fast = ("trainer.demo_every=0",)
-    straight = train(compose_train(*GAN, *fast, "trainer.max_steps=4"), tmp_path / "s")
-    train(compose_train(*GAN, *fast, "trainer.max_steps=2"), tmp_path / "f")
-    resumed = train(
-        compose_train(*GAN, *fast, "trainer.max_steps=4", f"resume={tmp_path / 'f'}"),
-        tmp_path / "r",
+    straight = train_on_cpu(tmp_path / "s", *GAN, *fast, "trainer.max_steps=4")
+    train_on_cpu(tmp_path / "f", *GAN, *fast, "trainer.max_steps=2")
+    resumed = train_on_cpu(
+        tmp_path / "r", *GAN, *fast, "trainer.max_steps=4", f"resume={tmp_path / 'f'}"
     )
     for name in ("model.safetensors", "discriminator.safetensors", "ema.safetensors"):
         a, b = weights(straight, name), weights(resumed, name)
