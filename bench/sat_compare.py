@@ -180,6 +180,7 @@ def ours_train(job: dict) -> dict:
     from audioae.build import build_autoencoder
     from audioae.convert import sat_config
     from audioae.inference import load_strict, read_weights
+    from audioae.memory import reuse_freed_memory
     from audioae.train.loop import build_training
 
     n_threads = threads(job)
@@ -190,11 +191,12 @@ def ours_train(job: dict) -> dict:
     load_strict(model, read_weights(job["weights"]), job["weights"])
     training = build_training(cfg, acc, model)
     real = torch.from_numpy(np.load(job["batch"]))
-    for step in range(job["warmup"] + job["steps"]):
-        Turns.wait()  # one step per turn
-        with Unit() as unit:
-            logs = training.step(step, [real], acc)
-        unit.report(kind="G" if "grad_norm/generator" in logs else "D")
+    with reuse_freed_memory(acc.device):  # as audioae-train's loop
+        for step in range(job["warmup"] + job["steps"]):
+            Turns.wait()  # one step per turn
+            with Unit() as unit:
+                logs = training.step(step, [real], acc)
+            unit.report(kind="G" if "grad_norm/generator" in logs else "D")
     return {"threads": n_threads, "peak_mb": peak_rss_mb(), "ema": training.ema is not None}
 
 

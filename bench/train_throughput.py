@@ -26,6 +26,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from audioae.config import config_dir
+from audioae.memory import reuse_freed_memory
 from audioae.train.loop import build_training
 
 CONFIGS = {
@@ -47,16 +48,17 @@ def measure(
     training = build_training(cfg, acc)
     data = instantiate(cfg.data)
     real = torch.stack([data[i] for i in range(batch)])
-    for step in range(warmup):
-        training.step(step, [real], acc)
-    if acc.device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for step in range(warmup, warmup + steps):
-        training.step(step, [real], acc)
-    if acc.device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    with reuse_freed_memory(acc.device):  # as audioae-train's loop
+        for step in range(warmup):
+            training.step(step, [real], acc)
+        if acc.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for step in range(warmup, warmup + steps):
+            training.step(step, [real], acc)
+        if acc.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
     params = sum(p.numel() for p in training.gen.module.parameters())
     audio = steps * batch * cfg.sample_size / cfg.sample_rate
     return {

@@ -16,7 +16,7 @@ Memory: one chunk goes through the network at a time and is added into a preallo
 output (on `out_device`); crossfade weights are made per chunk. So the working memory does not
 grow with the file's length; only the input and output buffers do (21 MB per minute of 44.1 kHz
 stereo float32 each). On a CPU, freed activations stay mapped for the next chunk while the
-functions run (inference/memory.py).
+functions run (audioae/memory.py).
 This fixes the reference's chunked encode_audio/decode_audio (§11 item 25): inputs shorter than a
 chunk, crossfades instead of hard cuts, float32 outputs, validation.
 """
@@ -36,7 +36,7 @@ from torch import Tensor
 
 from audioae.autoencoder import AudioAutoencoder
 from audioae.errors import ConfigError
-from audioae.inference.memory import reuse_freed_memory
+from audioae.memory import reuse_freed_memory
 
 CHUNK_SIZE = 128  # latent frames; 128 frames x 2048 = 6 s at 44.1 kHz for the SA 2.0 VAE
 OVERLAP = 32
@@ -111,7 +111,7 @@ class Windows:
 
 @contextmanager
 def _running(model: AudioAutoencoder, device: torch.device) -> Iterator[None]:
-    """Eval mode and reused memory (inference/memory.py) in the block; then the model's mode."""
+    """Eval mode and reused memory (audioae/memory.py) in the block; then the model's mode."""
     was_training = model.training
     model.eval()
     try:

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from audioae.inference.memory import _glibc, reuse_freed_memory
+from audioae.memory import _glibc, reuse_freed_memory
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="needs glibc's malloc")
 
