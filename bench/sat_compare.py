@@ -25,7 +25,8 @@ Which side goes first alternates.
    autoencoder : discriminator compute ratio of SA 2.0 (0.31 vs 0.33 forward FLOPs).
    - audioae: `audioae.convert.sat_config(json)`, then audioae.train.loop.build_training and
      Training.step (what `audioae-train`'s loop runs per step: train_step plus the EMA update
-     after each generator step). A step is timed from the call to Training.step to its return.
+     after each generator step), inside audioae.memory.reuse_freed_memory as in that loop. A
+     step is timed from the call to Training.step to its return.
    - SAT: its factory (create_model_from_config + create_training_wrapper_from_config) and its
      AutoencoderTrainingWrapper.training_step driven by a minimal pytorch_lightning Trainer
      (no logger, checkpoint or demo callback, progress bar or sanity check; the same batch every
