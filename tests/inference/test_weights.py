@@ -87,6 +87,17 @@ def test_strict_loading_lists_every_mismatch():
     assert shape in lines
 
 
+def test_codebook_flags_of_older_vector_quantize_load():
+    """stable-audio-tools pins vector-quantize-pytorch 1.14, whose `initted` flags are (1,)."""
+    model = smoke_model("bottleneck=rvq", fold=False)
+    state = dict(model.state_dict())
+    flags = [k for k in state if k.endswith("_codebook.initted")]
+    assert flags and all(state[k].shape == () for k in flags)
+    state.update({k: torch.tensor([False]) for k in flags})
+    load_strict(model, state, "sat.ckpt")
+    assert all(model.state_dict()[k].shape == () and not model.state_dict()[k] for k in flags)
+
+
 def test_hash_depends_on_values_not_order():
     a = {"x": torch.arange(4.0), "y": torch.ones(2, dtype=torch.int64)}
     b = {"y": a["y"].clone(), "x": a["x"].clone()}

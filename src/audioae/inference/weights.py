@@ -71,8 +71,16 @@ def _listing(label: str, keys: list[str], limit: int = 12) -> list[str]:
 
 
 def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
-    """`model.load_state_dict(state, strict=True)`, with every mismatch listed by name."""
+    """`model.load_state_dict(state, strict=True)`, with every mismatch listed by name.
+
+    One-element tensors load into either shape, () or (1,): vector-quantize-pytorch stored its
+    codebooks' `initted` flag as (1,) up to 1.14 (the version stable-audio-tools pins) and as a
+    scalar since 1.15."""
     own = model.state_dict()
+    state = {
+        k: v.reshape(own[k].shape) if k in own and v.numel() == 1 == own[k].numel() else v
+        for k, v in state.items()
+    }
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
     shapes = sorted(
