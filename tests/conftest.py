@@ -46,6 +46,15 @@ def run_cli(
     return proc
 
 
+def scalars(run: Path, tag: str) -> dict[int, float]:
+    """TensorBoard scalars of a run directory: {step: value} for `tag`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return {e.step: e.value for e in events.Scalars(tag)}
+
+
 @pytest.fixture
 def smoke_cfg() -> DictConfig:
     return compose_train("experiment=smoke")

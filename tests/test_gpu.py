@@ -4,15 +4,13 @@ and of chunked inference. Skipped on machines without CUDA (CI); run with `pytes
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from audioae.inference import decode_long, encode_long, optimize_for_inference
-from conftest import run_cli
+from conftest import run_cli, scalars
 from inference.inference_helpers import smoke_model
 
 pytestmark = [
@@ -28,12 +26,6 @@ def exact_fp32():
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
-
-
-def scalars(run: Path, tag: str) -> dict[int, float]:
-    events = EventAccumulator(str(run / "tb"))
-    events.Reload()
-    return {e.step: e.value for e in events.Scalars(tag)}
 
 
 @pytest.mark.parametrize(

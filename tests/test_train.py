@@ -8,9 +8,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import ON_CPU, run_cli
+from conftest import ON_CPU, run_cli, scalars
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +18,6 @@ def train(tmp: Path, name: str, *overrides: str, env: dict[str, str] | None = No
     run = tmp / name
     args = ("experiment=smoke", f"hydra.run.dir={run}", *overrides)
     return run, run_cli("audioae-train", *args, cwd=tmp, env=env)
-
-
-def scalars(run: Path, tag: str) -> dict[int, float]:
-    events = EventAccumulator(str(run / "tb"))
-    events.Reload()
-    return {e.step: e.value for e in events.Scalars(tag)}
 
 
 def test_three_steps_write_checkpoint_config_and_tensorboard(tmp_path):
