@@ -5,10 +5,17 @@
 
 Installs what it needs with apt-get (as root; `--no-install` to only check), then builds
 
-    music/train/*.flac, music/test/*.flac   OpenMSX MIDI files (openttd-openmsx) rendered by
+    train/music/*.flac, test/music/*.flac   OpenMSX MIDI files (openttd-openmsx) rendered by
                                             fluidsynth with the TimGM6mb soundfont: 44.1 kHz
-                                            stereo, a 30 s excerpt from 20 s, peak -1 dBFS,
+                                            true stereo, a 30 s excerpt from 20 s, peak -1 dBFS,
                                             24-bit FLAC; 5 pieces held out for testing
+    train/speech/*.flac, test/speech/*.flac recorded Dutch voice acting (fillets-ng-data-nl):
+                                            the lines of one game level joined (0.3 s apart)
+                                            up to 30 s, mixed to mono, 22.05 -> 44.1 kHz, stored
+                                            as two EQUAL channels (dual mono, as most speech
+                                            is); peak -1 dBFS; 5 levels held out for testing
+    train/quiet/*.flac, test/quiet/*.flac   quiet passages: music and speech files of the same
+                                            split at peak -30 dBFS
     instruments/*                           instrument samples shipped by LMMS (lmms-common)
     drums/*                                 the GMRockKit drum kit of Hydrogen (hydrogen-data),
                                             medium-velocity layer
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -38,12 +46,20 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy.signal import resample_poly
 
 HERE = Path(__file__).resolve().parent
 LIST = HERE / "real_audio_files.json"
 DEFAULT_CACHE = HERE / "cache" / "real_audio"
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
-PACKAGES = ["openttd-openmsx", "timgm6mb-soundfont", "fluidsynth", "lmms-common", "hydrogen-data"]
+PACKAGES = [
+    "openttd-openmsx",
+    "timgm6mb-soundfont",
+    "fluidsynth",
+    "lmms-common",
+    "hydrogen-data",
+    "fillets-ng-data-nl",
+]
 
 
 def fail(message: str) -> None:
@@ -107,17 +123,40 @@ def render(midi: Path, excerpt: dict, out: Path) -> str:
     audio = audio[start : start + round(excerpt["seconds"] * rate)]
     if audio.shape[0] < round(excerpt["seconds"] * rate) or not np.abs(audio).max() > 0:
         fail(f"{midi}: rendering is shorter than the excerpt or silent")
-    audio *= 10 ** (excerpt["peak_dbfs"] / 20) / np.abs(audio).max()
+    return write_24bit(audio, rate, excerpt["peak_dbfs"], out)
+
+
+def write_24bit(audio: np.ndarray, rate: int, peak_dbfs: float, out: Path) -> str:
+    """Normalise `audio` (frames, channels) to `peak_dbfs`, write 24-bit FLAC; returns the sha256
+    of the decoded samples."""
+    audio = audio * (10 ** (peak_dbfs / 20) / np.abs(audio).max())
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(out, audio, rate, subtype="PCM_24")
     return sha256(sf.read(out, dtype="int32")[0].tobytes())
+
+
+def join_speech(entry: dict, excerpt: dict, out: Path) -> str:
+    """The recorded lines of `entry["sources"]`, each mixed to mono and resampled, joined with
+    `gap_seconds` of silence, cut to the excerpt length, written as two equal channels."""
+    rate, gap = (
+        excerpt["sample_rate"],
+        np.zeros(round(entry["gap_seconds"] * excerpt["sample_rate"])),
+    )
+    parts = []
+    for item in entry["sources"]:
+        audio, source_rate = sf.read(item["source"], dtype="float64", always_2d=True)
+        mono = audio.mean(axis=1)
+        g = math.gcd(rate, source_rate)
+        parts += [resample_poly(mono, rate // g, source_rate // g), gap]
+    mono = np.concatenate(parts)[: round(excerpt["seconds"] * rate)]
+    return write_24bit(np.stack([mono, mono], axis=1), rate, excerpt["peak_dbfs"], out)
 
 
 def build(spec: dict, cache: Path, versions: dict[str, str]) -> dict:
     """Build the set into `cache` (an empty folder); returns the manifest."""
     excerpt = spec["excerpt"]
     problems = []
-    for entry in spec["files"]:
+    for entry in sources(spec):
         source = Path(entry["source"])
         if not source.is_file():
             problems.append(f"{source}: missing")
@@ -131,9 +170,16 @@ def build(spec: dict, cache: Path, versions: dict[str, str]) -> dict:
         )
 
     def one(entry: dict) -> dict:
-        source, out = Path(entry["source"]), cache / entry["output"]
+        out = cache / entry["output"]
         record = {**entry, "package_version": versions[entry["package"]]}
-        if source.suffix == ".mid":
+        if "derived_from" in entry:  # a quiet copy of another file of the set
+            audio, rate = sf.read(cache / entry["derived_from"], dtype="float64", always_2d=True)
+            record["audio_sha256"] = write_24bit(audio, rate, entry["peak_dbfs"], out)
+            record["rendered_identically"] = record["audio_sha256"] == entry.get("audio_sha256")
+        elif "sources" in entry:
+            record["audio_sha256"] = join_speech(entry, excerpt, out)
+            record["rendered_identically"] = record["audio_sha256"] == entry.get("audio_sha256")
+        elif (source := Path(entry["source"])).suffix == ".mid":
             record["audio_sha256"] = render(source, excerpt, out)
             record["rendered_identically"] = record["audio_sha256"] == entry.get("audio_sha256")
         else:
@@ -148,8 +194,11 @@ def build(spec: dict, cache: Path, versions: dict[str, str]) -> dict:
         )
         return record
 
+    # quiet copies are made from files of the first pass
+    first = [e for e in spec["files"] if "derived_from" not in e]
+    derived = [e for e in spec["files"] if "derived_from" in e]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        records = list(pool.map(one, spec["files"]))
+        records = list(pool.map(one, first)) + list(pool.map(one, derived))
     write_licences(cache / "LICENSES.txt", spec, versions)
     manifest = {
         "list": LIST.name,
@@ -161,6 +210,16 @@ def build(spec: dict, cache: Path, versions: dict[str, str]) -> dict:
     }
     (cache / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def sources(spec: dict) -> list[dict]:
+    """Every Debian-shipped source file of the list ({"source", "sha256"})."""
+    out = []
+    for entry in spec["files"]:
+        if "source" in entry:
+            out.append(entry)
+        out += entry.get("sources", [])
+    return out
 
 
 def write_licences(path: Path, spec: dict, versions: dict[str, str]) -> None:
@@ -189,7 +248,9 @@ def up_to_date(cache: Path, spec: dict) -> bool:
     records = {r["output"]: r for r in manifest.get("files", [])}
     for entry in spec["files"]:
         record, out = records.get(entry["output"]), cache / entry["output"]
-        if record is None or record["sha256"] != entry["sha256"] or not out.is_file():
+        if record is None or record.get("sha256") != entry.get("sha256") or not out.is_file():
+            return False
+        if record.get("sources", []) != entry.get("sources", []):
             return False
         if "audio_sha256" in record:
             if sha256(sf.read(out, dtype="int32")[0].tobytes()) != record["audio_sha256"]:
@@ -202,13 +263,22 @@ def up_to_date(cache: Path, spec: dict) -> bool:
 def update_list(spec: dict, versions: dict[str, str]) -> None:
     """Record the installed sources' hashes (and this machine's renders) in the list."""
     with tempfile.TemporaryDirectory() as tmp:
-        for entry in spec["files"]:
+        for entry in sources(spec):
             source = Path(entry["source"])
             if not source.is_file():
                 fail(f"{source}: not installed; edit {LIST.name} by hand")
             entry["sha256"] = file_sha256(source)
-            if source.suffix == ".mid":
-                entry["audio_sha256"] = render(source, spec["excerpt"], Path(tmp) / "x.flac")
+        outputs = {}
+        for entry in spec["files"]:
+            out = Path(tmp) / entry["output"]
+            if "derived_from" in entry:
+                audio, rate = sf.read(outputs[entry["derived_from"]], always_2d=True)
+                entry["audio_sha256"] = write_24bit(audio, rate, entry["peak_dbfs"], out)
+            elif "sources" in entry:
+                entry["audio_sha256"] = join_speech(entry, spec["excerpt"], out)
+            elif entry["source"].endswith(".mid"):
+                entry["audio_sha256"] = render(Path(entry["source"]), spec["excerpt"], out)
+            outputs[entry["output"]] = out
     spec["recorded_with"] = {**versions, "fluidsynth": fluidsynth_version()}
     LIST.write_text(json.dumps(spec, indent=2) + "\n")
     print(f"updated {LIST}")

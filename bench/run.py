@@ -10,10 +10,11 @@ Benchmarks (each in its own process, its own table printed as it finishes; --ski
              (small) and stable_audio_2_0_vae configs at a CPU-sized batch, GAN schedule.
   inference  bench/inference.py: chunked encode + decode real-time factor and peak memory of
              the stable_audio_2_0_vae architecture on long stereo 44.1 kHz input.
-  quality    `audioae-train` of the default (small) preset on the benchmark set's music
-             (bench/cache/real_audio/music/train, built by bench/real_audio.py; skipped with a
-             message when missing) for --quality-steps steps, then `audioae-eval` on the held-out
-             music/test; the means of the eval metrics (and the identity and low-pass references).
+  quality    `audioae-train` of the default (small) preset on the benchmark set's training
+             files (bench/cache/real_audio/train: music, speech, quiet; built by
+             bench/real_audio.py; skipped with a message when missing) for --quality-steps steps,
+             then `audioae-eval` on the held-out test/; the means of the eval metrics (and the
+             identity and low-pass references).
   sat        bench/sat_compare.py: the same training and inference measurements for
              stable-audio-tools on identical configs, weights and inputs, as ratios. Needs its
              throwaway venv (--sat-python; docs/benchmarks.md says how to build it); skipped with
@@ -40,7 +41,7 @@ from sat_compare import machine  # bench/ is on sys.path when run as a script
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BENCHMARKS = ("train", "inference", "quality", "sat")
-MUSIC = ROOT / "bench/cache/real_audio/music"
+REAL_AUDIO = ROOT / "bench/cache/real_audio"
 
 
 def stream(cmd: list[str], log: list[str]) -> int:
@@ -198,7 +199,7 @@ class Suite:
             )
             self.add(
                 "quality",
-                f"music/test ({overall.get('files', '?')} files), {what}",
+                f"test ({overall.get('files', '?')} files), {what}",
                 f"SI-SDR {m['si_sdr']:.2f} dB, mel {m['mel']:.3f}, STFT {m['stft']:.3f}",
             )
 
@@ -286,8 +287,8 @@ def main() -> None:
     g.add_argument(
         "--quality-data",
         type=Path,
-        default=MUSIC,
-        help="folder with train/ and test/ (default: the benchmark set's music)",
+        default=REAL_AUDIO,
+        help="folder with train/ and test/ (default: the real-audio benchmark set)",
     )
     g.add_argument(
         "--quality-out",

@@ -1,0 +1,270 @@
+"""Learning curves on real, mixed audio: train recipes for a budget of CPU seconds, evaluate
+their checkpoints along the way, draw metric against CPU seconds.
+
+    python bench/quality.py --recipes sat_recipe,recipe --seeds 0 1 --budget 1200
+    python bench/quality.py --recipes smoke --budget 60 --checkpoint-every 1 --max-steps 2 \\
+        --data DIR --out outputs/q           # what the test suite runs (seconds)
+
+DATA (default: the real-audio set of bench/real_audio.py) holds train/ and test/, each with one
+sub-folder per category (music: true stereo; speech: dual mono; quiet: -30 dBFS). For each recipe
+(an experiment preset) and seed, `audioae-train` runs on DATA/train (`data=audio_dir`, no demos,
+no validation, a checkpoint every --checkpoint-every steps) until the process has used --budget
+CPU seconds (user + system, read from /proc; then SIGTERM saves a last checkpoint) or
+--max-steps. Each checkpoint is one point, at the CPU seconds the process had used when the
+checkpoint appeared. Every point is evaluated afterwards by `audioae-eval` on the first
+--test-seconds of every file of DATA/test (mel and STFT distance as descript-audio-codec defines
+them, SI-SDR; per category), beside the untrained network (the same seed's initial weights: one
+step at learning rate 0) and the reference conditions identity and low-pass 4/8 kHz.
+
+Writes OUT/quality.json (every point, the references, the commands) and OUT/quality.png (one panel
+per metric and category, one line per recipe, a line style per seed), and prints a table of the
+last point of every run against the untrained network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+METRICS = {"mel": "mel distance", "stft": "STFT distance", "si_sdr": "SI-SDR (dB)"}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def fail(message: str) -> None:
+    sys.exit(f"quality: {message}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (and of its waited-for children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / TICK  # utime stime cutime cstime
+
+
+def crop_test_set(test: Path, seconds: float, out: Path) -> list[str]:
+    """The first `seconds` of every audio file under test/CATEGORY/, as WAV under out/CATEGORY/;
+    returns the categories."""
+    files = sorted(p for p in test.rglob("*") if p.suffix.lower() in {".wav", ".flac", ".ogg"})
+    if not files:
+        fail(f"no audio files under {test}")
+    shutil.rmtree(out, ignore_errors=True)
+    for path in files:
+        info = sf.info(path)
+        audio, rate = sf.read(path, frames=int(seconds * info.samplerate), always_2d=True)
+        target = out / path.relative_to(test).with_suffix(".wav")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(target, audio, rate, subtype="FLOAT")
+    return sorted({p.relative_to(test).parts[0] for p in files if p.parent != test})
+
+
+def train(args, recipe: str, seed: int, run: Path, *extra: str) -> list[dict]:
+    """Train until the CPU budget (or --max-steps); returns [{step, cpu_s, checkpoint}]."""
+    cmd = [
+        str(BIN / "audioae-train"),
+        f"experiment={recipe}",
+        "data=audio_dir",
+        f"data.path={args.data / 'train'}",
+        f"trainer.seed={seed}",
+        f"trainer.max_steps={args.max_steps}",
+        f"trainer.checkpoint_every={args.checkpoint_every}",
+        "trainer.demo_every=0",
+        "trainer.val_every=0",
+        f"hydra.run.dir={run}",
+        *args.overrides,
+        *extra,
+    ]
+    shutil.rmtree(run, ignore_errors=True)  # a fixed budget: never continue an older run
+    run.mkdir(parents=True)
+    log = (run.parent / f"{run.name}.log").open("w")
+    print(f"{recipe} seed {seed}: {' '.join(cmd[1:])}", flush=True)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    points: dict[Path, float] = {}
+    used, stopping = 0.0, False
+    while proc.poll() is None:
+        with contextlib.suppress(OSError, IndexError):  # the process just ended
+            used = cpu_seconds(proc.pid)
+        for ckpt in (run / "checkpoints").glob("step_*"):
+            if ckpt not in points and not ckpt.name.endswith(".tmp") and "." not in ckpt.name:
+                points[ckpt] = used
+        if used >= args.budget and not stopping:
+            proc.send_signal(signal.SIGTERM)  # saves a checkpoint at the current step
+            stopping = True
+        time.sleep(0.2)
+    log.close()
+    if proc.returncode not in (0, 143) and not (stopping and proc.returncode > 0):
+        fail(f"audioae-train failed ({proc.returncode}), see {run.parent / (run.name + '.log')}")
+    for ckpt in (run / "checkpoints").glob("step_*"):
+        if "." not in ckpt.name and ckpt not in points:
+            points[ckpt] = used
+    return [
+        {"step": int(c.name.split("_")[1]), "cpu_s": round(s, 2), "checkpoint": str(c)}
+        for c, s in sorted(points.items(), key=lambda kv: int(kv[0].name.split("_")[1]))
+    ]
+
+
+def evaluate(checkpoint: Path, test: Path, out: Path, conditions: str) -> dict:
+    """audioae-eval's per-category means: {category: {condition: {metric: value}}}."""
+    cmd = [str(BIN / "audioae-eval"), str(checkpoint), str(test), "--out", str(out)]
+    cmd += ["--no-visqol", "--conditions", conditions]
+    shutil.rmtree(out, ignore_errors=True)  # this script's own output of an earlier run
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        fail(f"audioae-eval {checkpoint} failed: {proc.stderr.strip()[-400:]}")
+    means = json.loads((out / "results.json").read_text())["means"]
+    cats = {"overall": means["overall"], **means["folders"]}
+    keep = {c: {k: v for k, v in m.items() if isinstance(v, dict)} for c, m in cats.items()}
+    return {c: {cond: {k: m[cond][k] for k in METRICS} for cond in m} for c, m in keep.items()}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cats = result["categories"]
+    fig, axes = plt.subplots(len(METRICS), len(cats), figsize=(4.2 * len(cats), 9), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+    for j, cat in enumerate(cats):
+        for i, (metric, label) in enumerate(METRICS.items()):
+            ax = axes[i][j]
+            for k, (recipe, seeds) in enumerate(result["runs"].items()):
+                for s, (seed, run) in enumerate(seeds.items()):
+                    xs = [0.0] + [p["cpu_s"] for p in run["points"]]
+                    ys = [run["untrained"][cat]["model"][metric]]
+                    ys += [p["metrics"][cat]["model"][metric] for p in run["points"]]
+                    ax.plot(
+                        xs,
+                        ys,
+                        styles[s % 4],
+                        color=colours[k % len(colours)],
+                        marker=".",
+                        label=f"{recipe} (seed {seed})",
+                    )
+            for cond, style in (("lowpass4k", (0, (1, 3))), ("lowpass8k", (0, (3, 3)))):
+                if cond in result["references"].get(cat, {}):
+                    ax.axhline(
+                        result["references"][cat][cond][metric],
+                        color="grey",
+                        linestyle=style,
+                        linewidth=1,
+                        label=f"reference: {cond}",
+                    )
+            ax.set_title(f"{cat}: {label}", fontsize=10)
+            ax.set_xlabel("CPU seconds")
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.suptitle(f"audioae learning curves on {result['data']} ({result['machine']})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def table(result: dict) -> str:
+    lines = [
+        f"{'run':<28} {'category':<9} {'CPU s':>7} {'step':>6}  mel (untrained)  "
+        "STFT (untrained)  SI-SDR dB"
+    ]
+    for recipe, seeds in result["runs"].items():
+        for seed, run in seeds.items():
+            if not run["points"]:
+                continue
+            last = run["points"][-1]
+            for cat in result["categories"]:
+                m, u = last["metrics"][cat]["model"], run["untrained"][cat]["model"]
+                lines.append(
+                    f"{recipe + ' s' + seed:<28} {cat:<9} {last['cpu_s']:>7.0f} {last['step']:>6}"
+                    f"  {m['mel']:5.2f} ({u['mel']:5.2f})    {m['stft']:5.2f} ({u['stft']:5.2f})"
+                    f"    {m['si_sdr']:7.2f}"
+                )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--recipes", default="sat_recipe,recipe", help="experiment presets, comma-separated"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--budget", type=float, default=1200, help="CPU seconds per run")
+    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between points")
+    p.add_argument("--max-steps", type=int, default=10**6)
+    p.add_argument("--data", type=Path, default=ROOT / "bench/cache/real_audio")
+    p.add_argument("--test-seconds", type=float, default=10.0)
+    p.add_argument("--out", type=Path, default=ROOT / "outputs/quality")
+    p.add_argument("--png", type=Path, help="default: OUT/quality.png")
+    p.add_argument("--overrides", nargs="*", default=[], help="extra overrides for every run")
+    args = p.parse_args(argv)
+    args.data, args.out = args.data.resolve(), args.out.resolve()
+    if not (args.data / "train").is_dir() or not (args.data / "test").is_dir():
+        fail(f"{args.data} needs train/ and test/ (build it: python bench/real_audio.py)")
+    test = args.out / "test"
+    categories = crop_test_set(args.data / "test", args.test_seconds, test)
+    result: dict = {
+        "command": "python bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "data": str(args.data),
+        "budget_cpu_s": args.budget,
+        "test_seconds": args.test_seconds,
+        "categories": ["overall", *categories],
+        "references": {},
+        "runs": {},
+    }
+    for recipe in args.recipes.split(","):
+        for seed in args.seeds:
+            run = args.out / "runs" / f"{recipe}_s{seed}"
+            # the untrained network: this seed's initial weights (one step at learning rate 0)
+            zero = [
+                "trainer.max_steps=1",
+                "trainer.checkpoint_every=1",
+                "optim.generator.optimizer.lr=0",
+                "optim.discriminator.optimizer.lr=0",
+            ]
+            init = train(args, recipe, seed, run.with_name(run.name + "_init"), *zero)
+            first = not result["references"]
+            conds = "identity,lowpass4k,lowpass8k" if first else ""
+            untrained = evaluate(
+                Path(init[-1]["checkpoint"]), test, run.parent / "eval_init", conds
+            )
+            if first:
+                result["references"] = {
+                    c: {k: v for k, v in m.items() if k != "model"} for c, m in untrained.items()
+                }
+            points = train(args, recipe, seed, run)
+            for point in points:
+                out = args.out / "eval" / run.name / f"step_{point['step']}"
+                point["metrics"] = evaluate(Path(point["checkpoint"]), test, out, "")
+                print(
+                    f"  step {point['step']} at {point['cpu_s']:.0f} CPU s: "
+                    f"mel {point['metrics']['overall']['model']['mel']:.3f}",
+                    flush=True,
+                )
+            result["runs"].setdefault(recipe, {})[str(seed)] = {
+                "untrained": untrained,
+                "points": points,
+            }
+            (args.out / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
+    png = args.png or args.out / "quality.png"
+    plot(result, png)
+    print(table(result))
+    print(f"wrote {args.out / 'quality.json'}, {png}")
+
+
+if __name__ == "__main__":
+    main()
