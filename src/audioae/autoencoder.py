@@ -3,6 +3,15 @@
 Shapes: audio (B, in_channels, T) with T a multiple of `downsampling_ratio`;
 latents (B, latent_dim, T // downsampling_ratio); decoded audio (B, out_channels, T).
 `downsampling_ratio` includes the pretransform's.
+
+Channels: a model whose `in_channels` and `out_channels` differ learns from audio with
+`data_channels = max(in_channels, out_channels)` channels (what the training data delivers).
+`inputs_and_targets` derives the encoder's input and the reconstruction target from it with
+`convert_channels`, the one channel rule of training, validation, demos and inference:
+- mono in, stereo out: the input is the channel mean (stable-audio-tools' `force_input_mono`),
+  the target the stereo audio;
+- stereo in, mono out: the input is the stereo audio, the target its channel mean (a model that
+  learns a mono mixdown); mono data would only feed the encoder two equal channels.
 """
 
 from __future__ import annotations
@@ -45,6 +54,17 @@ class AudioAutoencoder(nn.Module):
         self.out_channels = int(out_channels)
         self.downsampling_ratio = int(downsampling_ratio)
         self.soft_clip = soft_clip
+
+    @property
+    def data_channels(self) -> int:
+        """Channels of the audio the model learns from: max(in_channels, out_channels)."""
+        return max(self.in_channels, self.out_channels)
+
+    def inputs_and_targets(self, audio: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, T) audio, C = data_channels as the training data delivers it -> the encoder's
+        input (B, in_channels, T) and the reconstruction target (B, out_channels, T), each by
+        `convert_channels` (no copy where the counts already agree)."""
+        return convert_channels(audio, self.in_channels), convert_channels(audio, self.out_channels)
 
     @property
     def latent_dim(self) -> int:
@@ -122,6 +142,23 @@ class AudioAutoencoder(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not freeze_encoder):
             result = self.encode(audio, sample=sample)
         return self.decode(result.latents), result
+
+
+def convert_channels(audio: Tensor, channels: int) -> Tensor:
+    """(..., C, T) -> (..., channels, T): unchanged when C == channels; the channel mean for
+    mono; mono repeated to every channel; the first `channels` of a wider signal (as
+    stable-audio-tools keeps the first two of a multichannel file). ValueError for
+    1 < C < channels, which has no obvious rule."""
+    have = audio.shape[-2]
+    if have == channels:
+        return audio
+    if channels == 1:
+        return audio.mean(dim=-2, keepdim=True)
+    if have == 1:
+        return audio.expand(*audio.shape[:-2], channels, audio.shape[-1]).clone()
+    if have > channels:
+        return audio[..., :channels, :]
+    raise ValueError(f"{have} channels cannot be converted to {channels}")
 
 
 def fit_length(x: Tensor, length: int) -> Tensor:

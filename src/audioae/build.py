@@ -46,10 +46,11 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
     pretransform = build(cfg.pretransform, "pretransform") if cfg.get("pretransform") else None
     in_ch, out_ch, pre_ratio = cfg.in_channels, cfg.out_channels, 1
     if pretransform is not None:
-        if pretransform.io_channels not in (cfg.in_channels, cfg.out_channels):
+        # it encodes the input and decodes the output: both have its channel count
+        if not pretransform.io_channels == cfg.in_channels == cfg.out_channels:
             raise ConfigError(
-                f"pretransform works on {pretransform.io_channels} channels but in_channels="
-                f"{cfg.in_channels}, out_channels={cfg.out_channels}"
+                f"pretransform works on {pretransform.io_channels} channels in and out but "
+                f"in_channels={cfg.in_channels}, out_channels={cfg.out_channels}"
             )
         in_ch = out_ch = pretransform.encoded_channels
         pre_ratio = pretransform.downsampling_ratio

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -60,13 +60,16 @@ class TrainSchema:
 
 
 def register() -> None:
+    """The schema and the resolver that conf/ names: `${max:a,b}` (the data's channels are
+    max(in_channels, out_channels), audioae.autoencoder)."""
     ConfigStore.instance().store(name="train_schema", node=TrainSchema)
+    if not OmegaConf.has_resolver("max"):
+        OmegaConf.register_new_resolver("max", lambda *values: max(values))
 
 
 def check(cfg) -> None:
     """Re-check a composed config against the schema: Hydra lets `+key=value` add keys that
     the schema does not know; here they are an error naming the key."""
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from audioae.errors import ConfigError

@@ -367,6 +367,11 @@ def test_lenient_warns_once_per_key():
         ("model.decoder.config.strides", [2, 4, 4, 8, 4], "upsamples by 1024"),
         ("sample_size", 65000, "sample_size: 65000 is not a multiple"),
         ("audio_channels", 1, "audio_channels: 1 contradicts"),
+        (
+            "training.force_input_mono",
+            True,
+            "training.force_input_mono: true feeds the encoder mono audio, but model.in_channels",
+        ),
         ("model.encoder.type", "taae", "'taae' is not supported by audioae"),
         ("model.encoder.type", "oobleck2", "unknown type 'oobleck2'; supported: oobleck, dac"),
         ("model_type", "diffusion_autoencoder", "model_type: 'diffusion_autoencoder' is not"),
@@ -392,7 +397,6 @@ def test_errors_name_the_json_path(path, value, expected):
         ("training.loss_configs.hubert", {"weights": {"hubert": 1.0}}),
         ("training.teacher_model", {"model_type": "autoencoder"}),
         ("training.latent_mask_ratio", 0.25),
-        ("training.force_input_mono", True),
         ("training.eval_loss_configs", {"sisdr": {}}),
         ("training.loss_configs.discriminator.config.loss_type", "rpgan"),
         ("training.loss_configs.discriminator.config.normalize_losses", True),
@@ -496,3 +500,70 @@ def test_freeze_names_components():
     )
     with pytest.raises(ConfigError, match="freeze: unknown component 'decodr'"):
         build_autoencoder(compose_train("experiment=smoke", "freeze=[decodr]"))
+
+
+def mono_to_stereo(force_input_mono: bool | None = True) -> dict:
+    """small_oobleck_defaults as a mono-in, stereo-out model, the way stable-audio-tools trains
+    one: stereo audio (audio_channels 2), the encoder fed its channel mean."""
+    config = edit("small_oobleck_defaults", "model.in_channels", 1)
+    config["model"]["out_channels"] = 2
+    config["model"]["encoder"]["config"]["in_channels"] = 1
+    if force_input_mono is not None:
+        config["training"]["force_input_mono"] = force_input_mono
+    return config
+
+
+def test_force_input_mono_converts_a_mono_in_stereo_out_model():
+    conversion = quiet_convert(mono_to_stereo())
+    assert "in_channels=1" in conversion.overrides  # out_channels follows io_channels (2)
+    cfg = conversion.cfg
+    assert (cfg.in_channels, cfg.out_channels, cfg.data.channels) == (1, 2, 2)
+    assert (cfg.discriminator.in_channels, cfg.loss.terms.spectral.channels) == (2, 2)
+    # stable-audio-tools' layout of the stereo model, except the encoder's first convolution
+    reference = json.loads((FIXTURES / "small_oobleck_defaults.keys.json").read_text())
+    expected = reference["autoencoder"]["keys"]
+    first = "encoder.layers.0.weight_v"
+    expected[first] = [expected[first][0], 1, expected[first][2]]
+    assert layout(build_model(cfg)) == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SATConversionWarning)
+        back = config_to_sat(cfg)
+    assert back["audio_channels"] == 2 and back["training"]["force_input_mono"] is True
+    assert (back["model"]["in_channels"], back["model"]["out_channels"]) == (1, 2)
+    assert quiet_convert(back).overrides == conversion.overrides
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        (
+            mono_to_stereo(force_input_mono=None),
+            "audio_channels: 2 contradicts model.in_channels (default model.io_channels)=1: "
+            "stable-audio-tools feeds the encoder the audio as loaded (1 = mono, else stereo); "
+            "set training.force_input_mono: true for a mono-in model",
+        ),
+        (
+            {**mono_to_stereo(), "audio_channels": 1},
+            "audio_channels: 1 contradicts model.out_channels=2",
+        ),
+    ],
+)
+def test_channels_stable_audio_tools_cannot_train_are_refused(config, expected):
+    assert expected in error_of(config)
+
+
+def test_model_only_ignores_audio_channels_and_training():
+    """What inference reads: audio_channels and training drive stable-audio-tools' training
+    alone, so a mono-in model stated with audio_channels 2 and no force_input_mono builds."""
+    config = mono_to_stereo(force_input_mono=None)
+    config["training"]["teacher_model"] = {"model_type": "autoencoder"}  # unsupported: unread
+    cfg = quiet_convert(config, model_only=True).cfg
+    assert (cfg.in_channels, cfg.out_channels) == (1, 2)
+    assert build_model(cfg).encoder.layers[0].weight_v.shape[1] == 1
+
+
+def test_back_conversion_of_stereo_in_mono_out_warns():
+    cfg = compose_train("experiment=smoke", "in_channels=2", "out_channels=1")
+    with pytest.warns(SATConversionWarning, match="out_channels: 1 with in_channels=2"):
+        sat = config_to_sat(cfg)
+    assert sat["audio_channels"] == 2 and sat["training"]["force_input_mono"] is False

@@ -159,3 +159,37 @@ def test_errors_are_one_line_with_status_2(run, files, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert expected in err and "Traceback" not in err, err
         assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_reconstruct_a_stereo_file_through_a_mono_in_model(tmp_path_factory, tmp_path):
+    """The encoder gets the file's channel mean, by the rule training uses; a
+    stable-audio-tools folder stating audio_channels 2 beside in_channels 1 imports too."""
+    from audioae.convert import config_to_sat
+
+    run = trained_run(tmp_path_factory, "in_channels=1", "out_channels=2")
+    model, cfg = load_model(run)
+    sat = tmp_path / "sat"
+    sat.mkdir()
+    config = config_to_sat(cfg)
+    assert (config["audio_channels"], config["model"]["in_channels"]) == (2, 1)
+    del config["training"]["force_input_mono"]  # only SAT's training reads it, and this one
+    (sat / "model_config.json").write_text(json.dumps(config))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, sat / "model.safetensors")
+
+    stereo = tone(tmp_path / "s.wav", 16000, 2, 0.5)  # channel 1 is 0.8 x channel 0
+    audio = torch.from_numpy(sf.read(stereo, dtype="float32", always_2d=True)[0].T.copy())
+    optimize_for_inference(model)
+    with torch.no_grad():
+        ref = model.decode(model.encode(audio.mean(0, keepdim=True)[None], sample=False).latents)
+    ref = ref[0].T.numpy()
+    whole = ("--chunk-size", "0", "--device", "cpu")
+    out = ("--out", str(tmp_path / "a"))
+    assert invoke(reconstruct_main, str(run), str(stereo), *out, *whole) == 0
+    with single_threaded_subprocesses():
+        run_cli("audioae-reconstruct", str(sat), str(stereo), "--out", str(tmp_path / "b"),
+                *whole, cwd=tmp_path)  # fmt: skip
+    for out in ("a", "b"):
+        recon, rate = sf.read(tmp_path / out / "s.wav", dtype="float32", always_2d=True)
+        assert rate == 16000 and recon.shape == (8000, 2)
+        np.testing.assert_allclose(recon, ref, atol=1e-5)

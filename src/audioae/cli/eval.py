@@ -234,8 +234,10 @@ def run(argv: list[str] | None) -> None:
     start = time.perf_counter()
     for path in files:
         audio, file_rate = read_audio(path)
-        x = to_model(audio, file_rate, rate, model.in_channels, str(path))
-        ref = to_model(audio, file_rate, rate, model.out_channels, str(path))
+        # input and reference by the training rule (AudioAutoencoder.inputs_and_targets)
+        x, ref = model.inputs_and_targets(
+            to_model(audio, file_rate, rate, model.data_channels, str(path))
+        )
         enc = encode_long(model, x[None].to(device), chunk, overlap)
         est = decode_long(model, enc.latents, enc.length, chunk, overlap)[0]
         rel = path.relative_to(root)

@@ -114,7 +114,8 @@ class Session:
 
         audio, rate = read_audio(path)
         m = self.model
-        x = to_model(audio, rate, m.sample_rate, m.in_channels, str(path))
+        x = to_model(audio, rate, m.sample_rate, m.data_channels, str(path))
+        x = m.inputs_and_targets(x)[0]  # the encoder's input, by the rule training uses
         source = {"file": str(path), "sample_rate": rate, "channels": audio.shape[0],
                   "length": audio.shape[1]}  # fmt: skip
         return x, source

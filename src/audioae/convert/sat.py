@@ -71,14 +71,21 @@ def sat_to_overrides(
     return convert(model_config, source, lenient).overrides
 
 
-def sat_config(path_or_dict: str | Path | dict, lenient: bool = False) -> DictConfig:
-    """The composed audioae train config of a stable-audio-tools model config (file or dict)."""
+def sat_config(
+    path_or_dict: str | Path | dict, lenient: bool = False, model_only: bool = False
+) -> DictConfig:
+    """The composed audioae train config of a stable-audio-tools model config (file or dict);
+    `model_only` as in `convert`."""
     if isinstance(path_or_dict, dict):
-        return convert(path_or_dict, "<config>", lenient).cfg
-    return convert(load_json(path_or_dict), str(path_or_dict), lenient).cfg
+        return convert(path_or_dict, "<config>", lenient, model_only).cfg
+    return convert(load_json(path_or_dict), str(path_or_dict), lenient, model_only).cfg
 
 
-def convert(model_config: dict, source: str = "<config>", lenient: bool = False) -> Conversion:
+def convert(
+    model_config: dict, source: str = "<config>", lenient: bool = False, model_only: bool = False
+) -> Conversion:
+    """`model_only`: the model alone (for inference); `training` and `audio_channels`, which
+    drive stable-audio-tools' training alone, are neither read nor checked."""
     r = Reader(source, lenient)
     top = r.mapping(model_config, "", TOP_KEYS)
     model_type = r.get(top, "model_type", "", "str")
@@ -89,29 +96,56 @@ def convert(model_config: dict, source: str = "<config>", lenient: bool = False)
         "sample_size": r.get(top, "sample_size", "", "int"),
     }
     model = r.mapping(r.get(top, "model", "", "mapping"), "model", MODEL_KEYS)
-    choices, checks = _model(r, model, top, wanted)
-    if "training" in top:
-        read_training(r, top["training"], choices, wanted)
-    else:
-        r.warn("training", "absent: audioae's training defaults apply")
+    choices, checks = _model(r, model, wanted)
+    if not model_only:
+        if "training" in top:
+            read_training(r, top["training"], choices, wanted)
+        else:
+            r.warn("training", "absent: audioae's training defaults apply")
+        _data_channels(r, top, wanted)
     result = delta(choices, _ordered(wanted))
     _check_widths(r, result.cfg, checks)
     return Conversion(source, result, r.notes)
 
 
-def _model(r: Reader, m: dict, top: dict, wanted: dict) -> tuple[dict, list]:
+def _data_channels(r: Reader, top: dict, wanted: dict) -> None:
+    """`audio_channels` and `training.force_input_mono` against the model's channels.
+
+    stable-audio-tools loads `audio_channels` (1 = mono, else stereo), feeds the encoder that
+    audio or, with force_input_mono, its channel mean, and compares the decoder's output with
+    the audio as loaded. audioae loads max(in_channels, out_channels) and derives input and
+    target (AudioAutoencoder.inputs_and_targets): the same wherever stable-audio-tools can train."""
+    audio = r.get(top, "audio_channels", "", "int", 2)
+    loaded = 1 if audio == 1 else 2
+    training = top.get("training") if isinstance(top.get("training"), dict) else {}
+    mono = r.get(training, "force_input_mono", "training", "bool", False)
+    ins, outs = wanted["in_channels"], wanted["out_channels"]
+    if mono and ins != 1:
+        r.fail(
+            "training.force_input_mono",
+            f"true feeds the encoder mono audio, but {S.DERIVED['audio_in']}={ins}",
+        )
+    if (1 if mono else loaded) != ins:
+        r.fail(
+            "audio_channels",
+            f"{audio} contradicts {S.DERIVED['audio_in']}={ins}: stable-audio-tools feeds the "
+            f"encoder the audio as loaded (1 = mono, else stereo)"
+            + ("; set training.force_input_mono: true for a mono-in model" if ins == 1 else ""),
+        )
+    if loaded != outs:
+        r.fail(
+            "audio_channels",
+            f"{audio} contradicts model.out_channels={outs}: stable-audio-tools compares the "
+            f"decoded audio with the audio as loaded (1 = mono, else stereo)",
+        )
+
+
+def _model(r: Reader, m: dict, wanted: dict) -> tuple[dict, list]:
     """Encoder, decoder, bottleneck and the widths; returns group choices and width checks."""
     wanted["io_channels"] = r.get(m, "io_channels", "model", "int")
     wanted["in_channels"] = r.get(m, "in_channels", "model", "int", wanted["io_channels"])
     wanted["out_channels"] = r.get(m, "out_channels", "model", "int", wanted["io_channels"])
     wanted["latent_dim"] = r.get(m, "latent_dim", "model", "int")
-    audio = r.get(top, "audio_channels", "", "int", 2)
-    if (1 if audio == 1 else 2) != wanted["in_channels"]:
-        r.fail(
-            "audio_channels",
-            f"{audio} contradicts {S.DERIVED['in_channels']}="
-            f"{wanted['in_channels']} (stable-audio-tools loads 1 = mono, else stereo)",
-        )
     choices: dict[str, str] = {}
     checks: list[tuple[str, Any, str, bool]] = []
     freeze, parts = [], {}

@@ -79,15 +79,26 @@ def config_to_sat(cfg: DictConfig) -> dict:
             "config": _component(spec, c["pretransform"], derived),
             "enable_grad": bool(c["pretransform"].get("enable_grad", False)),
         }
-    if c["in_channels"] > 2:
+    # audioae trains on max(in, out) channels (AudioAutoencoder.inputs_and_targets);
+    # stable-audio-tools loads audio_channels and feeds the encoder their mean if force_input_mono
+    data_channels = max(c["in_channels"], c["out_channels"])
+    if data_channels > 2:
         _lost("in_channels", "stable-audio-tools loads mono or stereo audio only")
+    if c["out_channels"] < c["in_channels"]:
+        _lost(
+            "out_channels",
+            f"{c['out_channels']} with in_channels={c['in_channels']}: stable-audio-tools "
+            "trains against the audio as loaded, not the channel mean audioae's target is",
+        )
+    training = _training(c, specs["bottleneck"])
+    training["force_input_mono"] = c["in_channels"] == 1 < data_channels
     return {
         "model_type": "autoencoder",
         "sample_size": c["sample_size"],
         "sample_rate": c["sample_rate"],
-        "audio_channels": c["in_channels"],
+        "audio_channels": data_channels,
         "model": model,
-        "training": _training(c, specs["bottleneck"]),
+        "training": training,
     }
 
 

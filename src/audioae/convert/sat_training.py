@@ -43,9 +43,9 @@ def read_training(r: Reader, t: Any, choices: dict, wanted: dict) -> None:
     wanted["trainer.use_ema"] = r.get(t, "use_ema", "training", "bool", False)
     wanted["trainer.schedule.warmup_steps"] = warmup
     wanted["trainer.schedule.encoder_freeze_on_warmup"] = freeze_on_warmup
+    # force_input_mono is checked against the channels in sat.py (_data_channels)
     for name, default, kind in (
         ("latent_mask_ratio", 0.0, "number"),
-        ("force_input_mono", False, "bool"),
         ("teacher_model", None, "mapping?"),
         ("teacher_model_ckpt", None, "str?"),
         ("eval_loss_configs", None, "mapping?"),

@@ -10,6 +10,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from audioae import autoencoder
 from audioae.errors import AudioAEError
 
 
@@ -29,18 +30,15 @@ def read_audio(path: str | Path) -> tuple[Tensor, int]:
 
 
 def convert_channels(audio: Tensor, channels: int, source: str = "audio") -> Tensor:
-    """(C, T) -> (channels, T): a mono mixdown for 1, mono copied to every channel, or the first
-    `channels` channels of a wider file (as stable-audio-tools keeps the first two)."""
-    c = audio.shape[0]
-    if c == channels:
-        return audio
-    if channels == 1:
-        return audio.mean(dim=0, keepdim=True)
-    if c == 1:
-        return audio.expand(channels, -1).clone()
-    if c > channels:
-        return audio[:channels]
-    raise AudioAEError(f"{source}: {c} channels, cannot convert to the model's {channels}")
+    """(C, T) -> (channels, T) by the model's channel rule (autoencoder.convert_channels): a
+    mono mixdown for 1, mono copied to every channel, or the first `channels` channels of a
+    wider file (as stable-audio-tools keeps the first two)."""
+    try:
+        return autoencoder.convert_channels(audio, channels)
+    except ValueError:
+        raise AudioAEError(
+            f"{source}: {audio.shape[0]} channels, cannot convert to the model's {channels}"
+        ) from None
 
 
 def to_model(audio: Tensor, rate: int, sample_rate: int, channels: int, source: str) -> Tensor:

@@ -28,13 +28,14 @@ ONLINE, EMA = "autoencoder.", "autoencoder_ema.ema_model."
 
 
 def sat_model_config(path: str | Path) -> DictConfig:
-    """Our config for a stable-audio-tools model_config.json (strict conversion; the notes about
-    training keys that stable-audio-tools itself ignores are not shown here)."""
+    """Our config for a stable-audio-tools model_config.json: a strict conversion of the model;
+    `training` and `audio_channels` drive stable-audio-tools' training alone, so they are not
+    read (a mono-in/stereo-out model says audio_channels: 2, in_channels: 1)."""
     from audioae.convert import SATConversionWarning, sat_config
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SATConversionWarning)
-        cfg = sat_config(str(path), lenient=False)
+        cfg = sat_config(str(path), lenient=False, model_only=True)
     return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
 
 

@@ -42,7 +42,8 @@ def write_demo(
     {i}_recon.wav; log audio and mel images to TensorBoard. Returns the demo folder."""
     was_training = model.training
     model.eval()
-    fake, _ = model(clips.to(next(model.parameters()).device), sample=False)
+    inputs, clips = model.inputs_and_targets(clips.to(next(model.parameters()).device))
+    fake, _ = model(inputs, sample=False)
     model.train(was_training)
     fake = fake.float().clamp(-1, 1).cpu()
     out = Path(run_dir) / "demos" / f"step_{step:08d}"

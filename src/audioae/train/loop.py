@@ -364,9 +364,9 @@ def train_step(
         sums[name] = sums.get(name, 0.0) + value.detach().float() / len(reals)
 
     for real in reals:
-        real = real.to(acc.device)
+        inputs, real = model.inputs_and_targets(real.to(acc.device))  # channels: autoencoder.py
         with acc.autocast(), torch.set_grad_enabled(train_gen):
-            fake, result = gen.module(real, freeze_encoder=frozen)
+            fake, result = gen.module(inputs, freeze_encoder=frozen)
         if train_dis:
             with acc.autocast():
                 d_loss = dis.module.disc_loss(fake.detach(), real)

@@ -34,8 +34,8 @@ def validate(model: nn.Module, batches: list[Tensor], losses: nn.Module) -> dict
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
     for real in batches:
-        real = real.to(device)
-        fake, _ = model(real, sample=False)
+        inputs, real = model.inputs_and_targets(real.to(device))
+        fake, _ = model(inputs, sample=False)
         fake = fake.float()
         values = {
             **losses(fake, real),
