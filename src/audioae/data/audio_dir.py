@@ -96,7 +96,8 @@ def split_holdout(names: Sequence[str], holdout: float) -> set[str]:
     - 0: none.
 
     A fraction's membership depends on each file's own name, so adding files never moves a
-    file between the sides (except for the lowest-key file kept out when no key is below f).
+    file between the sides, unless one of the two guarantees decided it (no key below f, or
+    every key below f: tiny folders).
     """
     if isinstance(holdout, bool) or not isinstance(holdout, (int, float)):
         raise DataError(f"AudioDir: holdout must be a fraction or a file count, got {holdout!r}")
