@@ -160,6 +160,7 @@ class Suite:
             str(bindir / "audioae-train"),
             "data=audio_dir",
             f"data.path={train_dir}",
+            "data.holdout=0",  # evaluated on test_dir: every training file trains
             f"trainer.max_steps={a.quality_steps}",
             "trainer.demo_every=0",
             f"trainer.checkpoint_every={a.quality_steps}",

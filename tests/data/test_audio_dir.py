@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from torchaudio.functional import resample
 
 from audioae.data import AudioDir, DataError, StepBatches
+from audioae.data.audio_dir import holdout_key, split_holdout
 
 
 def _write(path: Path, data: np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:
@@ -287,3 +288,89 @@ def test_worker_processes_give_the_same_stream(mixed):
         expected = [torch.stack([ds[n] for n in range(b, b + 3)]) for b in (6, 9)]
     for got, want in zip(batches, expected):
         assert torch.equal(got, want)
+
+
+def _levels(tmp_path: Path, count: int, names: str = "{i:02d}.wav") -> dict[float, str]:
+    """Constant-level files: the level of an item says which file it came from."""
+    levels = {}
+    for i in range(count):
+        level = float(np.float32(0.01 * (i + 1)))
+        name = names.format(i=i)
+        _write(tmp_path / name, np.full((2000, 1), level), 8000)
+        levels[level] = name
+    return levels
+
+
+def _source(ds, n: int) -> float:
+    x = ds[n]
+    assert torch.all(x == x[0, 0])
+    return float(x[0, 0])
+
+
+def test_training_items_never_come_from_held_out_files(tmp_path):
+    levels = _levels(tmp_path, 30)
+    ds = AudioDir(str(tmp_path), sample_rate=8000, channels=1, sample_size=500, holdout=0.2)
+    held = set(ds.held_out_names)
+    assert 1 <= len(held) < 30 and len(ds.files) + len(ds.held_out_files) == 30
+    assert held == {os.path.basename(f.path) for f in ds.held_out_files}
+    trained = {levels[_source(ds, n)] for n in range(300)}  # 10 epochs
+    assert trained.isdisjoint(held)
+    assert trained == set(levels.values()) - held  # every other file does train
+    demos = ds.held_out()
+    drawn = {levels[_source(demos, n)] for n in [*range(100), 2**20, 2**20 + 1]}
+    assert drawn == held  # the held-out side: only, and all, held-out files
+
+
+def test_held_out_split_is_deterministic_and_stable_when_files_are_added(tmp_path):
+    names = [f"album{i % 7}/track {i}.flac" for i in range(400)]
+    held = split_holdout(names, 0.05)
+    assert held == split_holdout(list(reversed(names)), 0.05)
+    assert 8 <= len(held) <= 35  # about 5% of 400 (hash-based, so not exactly)
+    assert held == {n for n in names if holdout_key(n) < 0.05}
+    more = names + [f"new/{i}.wav" for i in range(300)]
+    assert split_holdout(more, 0.05) & set(names) == held  # no old file changes side
+    # By count: the k lowest keys, whatever the order of the listing.
+    assert split_holdout(names, 3) == set(sorted(names, key=holdout_key)[:3])
+
+    # The same through AudioDir: independent of the seed and of where the folder lives.
+    _levels(tmp_path / "a", 12, "sub/{i:02d}.wav")
+    first = AudioDir(str(tmp_path / "a"), 8000, 1, 500, seed=0, holdout=0.3).held_out_names
+    assert first == AudioDir(str(tmp_path / "a"), 8000, 1, 500, seed=9, holdout=0.3).held_out_names
+    assert 1 <= len(first) < 12 and all(n.startswith("sub/") for n in first)
+    os.rename(tmp_path / "a", tmp_path / "moved")
+    _levels(tmp_path / "moved", 20, "sub/{i:02d}_new.wav")
+    later = AudioDir(str(tmp_path / "moved"), 8000, 1, 500, holdout=0.3).held_out_names
+    assert [n for n in later if not n.endswith("_new.wav")] == first
+
+
+def test_held_out_rules_for_small_folders_counts_and_bad_values(tmp_path):
+    assert split_holdout(["only.wav"], 0.05) == set()  # nothing to spare
+    two = ["a.wav", "b.wav"]
+    assert split_holdout(two, 0.05) == {min(two, key=holdout_key)}  # at least one held out
+    assert split_holdout(two, 0.99) == {min(two, key=holdout_key)}  # at least one trains
+    assert split_holdout(two, 0) == set() and split_holdout(two, 0.0) == set()
+    for bad in (-0.1, 1.0, 2, True, "5%"):
+        with pytest.raises(DataError, match="holdout"):
+            split_holdout(two, bad)
+
+
+def test_held_out_draws_without_held_out_files_are_other_crops(tmp_path):
+    ramp = np.linspace(0.1, 0.9, 50000)[:, None]
+    _write(tmp_path / "ramp.wav", ramp, 8000)
+    ds = AudioDir(str(tmp_path), sample_rate=8000, channels=1, sample_size=1000, holdout=0.05)
+    assert ds.held_out_names == [] and len(ds.files) == 1  # one file: all of it trains
+    trained = {round(float(ds[n][0, 0]), 6) for n in range(20)}
+    held = {round(float(ds.held_out()[n][0, 0]), 6) for n in range(20)}
+    assert trained.isdisjoint(held)  # other random streams: not the training crops
+
+
+def test_held_out_folder_gives_crops_of_its_files_only(tmp_path):
+    levels = _levels(tmp_path / "train", 5)
+    _write(tmp_path / "val" / "v.wav", np.full((2000, 2), 0.75), 8000)
+    ds = AudioDir(str(tmp_path / "train"), 8000, 1, 500, holdout=2)
+    assert len(ds.held_out_names) == 2 and len(ds.files) == 3
+    val = ds.held_out(str(tmp_path / "val"))
+    assert {_source(val, n) for n in range(10)} == {0.75}
+    assert {levels[_source(ds, n)] for n in range(30)}.isdisjoint(ds.held_out_names)
+    with pytest.raises(DataError, match=r"not found: .*nowhere"):
+        ds.held_out(str(tmp_path / "nowhere"))

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from audioae.data import StepBatches, SyntheticMusic
-from audioae.data.synthetic import _harmonic
+from audioae.data import DataError, StepBatches, SyntheticMusic
+from audioae.data.synthetic import HELD_OUT, _harmonic
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,13 @@ def test_resuming_the_sampler_continues_the_stream_with_workers():
     resumed = batches(2, 2, 2)  # "resume at step 2" with two workers
     for a, b in zip(full[2:], resumed):
         assert torch.equal(a, b)
+
+
+def test_held_out_items_are_draws_no_run_reaches():
+    ds = SyntheticMusic(sample_rate=8000, channels=1, sample_size=800, seed=5)
+    held = ds.held_out()
+    assert torch.equal(held[3], ds[HELD_OUT + 3])
+    assert not torch.equal(held[3], ds[3])
+    assert ds.held_out_names == []
+    with pytest.raises(DataError, match="needs data=audio_dir"):
+        ds.held_out("/some/folder")

@@ -4,6 +4,10 @@ Item n is a pure function of ``(seed, n)`` and the files: draw n lies in epoch `
 whose file order is a seeded permutation, and its crop offset comes from a generator seeded with
 the draw number. Only the frames a crop needs are decoded.
 
+Held-out files (``holdout``) are split off by a hash of each file's relative path, so a file's
+side depends on its own name only and stays put when files are added; the training items never
+come from them, and ``held_out()`` gives crops of them alone (for demos and validation).
+
 Unlike stable-audio-tools' ``SampleDataset`` (reference §8 and §11 item 30), a silent crop or a
 file that fails to decode never recurses into a random other item: there is a fixed budget of
 crops and files per draw, then a ``DataError`` that says what was tried. Every file problem
@@ -14,6 +18,9 @@ no phase-flip augmentation (the reference cannot turn it off); that belongs in t
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import logging
 import math
 import os
 import sys
@@ -29,8 +36,11 @@ from torchaudio.functional import resample
 
 from audioae.errors import AudioAEError
 
-# Independent random streams per purpose, so a permutation seed never equals a crop seed.
-_PERMUTATION, _CROP = 0, 1
+log = logging.getLogger(__name__)
+
+# Independent random streams per purpose, so a permutation seed never equals a crop seed, and
+# held-out draws (demos, validation) never repeat a training draw, even of the same files.
+_PERMUTATION, _CROP, _HELD_PERMUTATION, _HELD_CROP = 0, 1, 2, 3
 # torchaudio's default resampling kernel reaches this many zero crossings on each side.
 _RESAMPLE_ZEROS = 6
 # Largest read-start alignment (frames) worth its extra decoding; see AudioDir._crop.
@@ -70,6 +80,76 @@ def _scan(root: str, extensions: frozenset[str]) -> list[str]:
     return sorted(found, key=lambda p: os.path.relpath(p, root))
 
 
+def holdout_key(name: str) -> float:
+    """A file's place in [0, 1) for the held-out split: the first 8 bytes of the SHA-256 of its
+    path relative to the data folder (UTF-8, "/" separators), as a fraction of 2**64."""
+    digest = hashlib.sha256(name.replace(os.sep, "/").encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_holdout(names: Sequence[str], holdout: float) -> set[str]:
+    """The held-out subset of ``names`` (relative paths), by ``holdout_key``:
+
+    - a float 0 < f < 1: every file whose key is below f; with two files or more, at least
+      the one with the lowest key is held out and at least the one with the highest trains;
+    - an int k >= 1: the k files with the lowest keys (k must be below the number of files);
+    - 0: none.
+
+    A fraction's membership depends on each file's own name, so adding files never moves a
+    file between the sides, unless one of the two guarantees decided it (no key below f, or
+    every key below f: tiny folders).
+    """
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)):
+        raise DataError(f"AudioDir: holdout must be a fraction or a file count, got {holdout!r}")
+    if holdout < 0 or (isinstance(holdout, float) and holdout >= 1):
+        raise DataError(
+            f"AudioDir: holdout={holdout}: use a fraction 0 <= f < 1 or a file count >= 1 "
+            "(an integer)"
+        )
+    by_key = sorted(names, key=holdout_key)
+    if isinstance(holdout, int):
+        if holdout and holdout >= len(by_key):
+            raise DataError(
+                f"AudioDir: holdout={holdout} files would leave none of the {len(by_key)} "
+                "for training; lower it (or give a fraction)"
+            )
+        return set(by_key[:holdout])
+    if holdout == 0 or len(by_key) < 2:
+        return set()
+    held = {name for name in by_key if holdout_key(name) < holdout}
+    held.add(by_key[0])
+    held.discard(by_key[-1])
+    return held
+
+
+def _usable(path: str, extensions: tuple[str, ...]) -> list[_File]:
+    """The readable, non-empty audio files under ``path``, each problem warned about once."""
+    root = os.path.expanduser(path)
+    if not os.path.exists(root):
+        raise MissingDataError(f"AudioDir: data folder not found: {path}")
+    if not os.path.isdir(root):
+        raise DataError(f"AudioDir: data path is not a folder: {path}")
+    candidates = _scan(root, frozenset(extensions))
+    files = []
+    for file in candidates:
+        try:
+            info = sf.info(file)
+        except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
+            warnings.warn(f"AudioDir: skipping unreadable file {file}: {_reason(e)}", stacklevel=3)
+            continue
+        if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+            warnings.warn(f"AudioDir: skipping empty file {file} (no audio frames)", stacklevel=3)
+            continue
+        files.append(_File(file, info.frames, info.samplerate, info.channels))
+    if not files:
+        raise DataError(
+            f"AudioDir: no usable audio in {path}: {len(candidates)} file(s) found with "
+            f"extensions {', '.join(extensions)} (searched recursively, hidden names "
+            f"skipped), all {len(candidates)} unreadable or empty"
+        )
+    return files
+
+
 def _reason(error: Exception) -> str:
     # LibsndfileError's own message repeats the path; its error_string is just the cause.
     return str(getattr(error, "error_string", None) or error)
@@ -99,6 +179,8 @@ class AudioDir(Dataset[torch.Tensor]):
         extensions: file extensions searched, without dots, any case.
         silence_db: crops with a lower peak level (dBFS) are rejected.
         max_tries: crops per file and files per draw before giving up.
+        holdout: files kept out of training (``split_holdout``): a fraction 0 <= f < 1 or a
+            count >= 1; 0 keeps none. Items never come from them; ``held_out()`` does.
     """
 
     def __init__(
@@ -111,6 +193,7 @@ class AudioDir(Dataset[torch.Tensor]):
         extensions: Sequence[str] = ("wav", "flac", "ogg", "mp3"),
         silence_db: float = -60.0,
         max_tries: int = 10,
+        holdout: float = 0,
     ) -> None:
         if sample_rate < 1 or channels < 1 or sample_size < 1 or seed < 0 or max_tries < 1:
             raise ValueError(
@@ -125,38 +208,53 @@ class AudioDir(Dataset[torch.Tensor]):
         self.extensions = tuple(sorted({str(e).lower().lstrip(".") for e in extensions}))
         self.silence_db = float(silence_db)
         self.max_tries = max_tries
+        self.holdout = holdout
 
         root = os.path.expanduser(self.path)
-        if not os.path.exists(root):
-            raise MissingDataError(f"AudioDir: data folder not found: {self.path}")
-        if not os.path.isdir(root):
-            raise DataError(f"AudioDir: data path is not a folder: {self.path}")
-        candidates = _scan(root, frozenset(self.extensions))
-        self.files: list[_File] = []
-        for file in candidates:
-            try:
-                info = sf.info(file)
-            except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
-                warnings.warn(
-                    f"AudioDir: skipping unreadable file {file}: {_reason(e)}", stacklevel=2
-                )
-                continue
-            if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
-                warnings.warn(
-                    f"AudioDir: skipping empty file {file} (no audio frames)", stacklevel=2
-                )
-                continue
-            self.files.append(_File(file, info.frames, info.samplerate, info.channels))
-        if not self.files:
-            raise DataError(
-                f"AudioDir: no usable audio in {self.path}: {len(candidates)} file(s) found with "
-                f"extensions {', '.join(self.extensions)} (searched recursively, hidden names "
-                f"skipped), all {len(candidates)} unreadable or empty"
-            )
+        usable = _usable(self.path, self.extensions)
+        names = {f.path: os.path.relpath(f.path, root).replace(os.sep, "/") for f in usable}
+        held = split_holdout(list(names.values()), holdout)
+        self.files: list[_File] = [f for f in usable if names[f.path] not in held]
+        self.held_out_files: list[_File] = [f for f in usable if names[f.path] in held]
+        # What is kept out of training, as paths relative to ``path`` (e.g. for a run's records).
+        self.held_out_names: list[str] = sorted(held)
+        log.info(
+            "AudioDir: %d file(s) under %s: %d for training, %d held out (holdout=%s)",
+            len(usable),
+            self.path,
+            len(self.files),
+            len(held),
+            holdout,
+        )
+        self._streams = (_PERMUTATION, _CROP)
+        self._reset()
+
+    def _reset(self) -> None:
         # Per-process state: each DataLoader worker warns once per file problem on its own.
         self._bad: set[int] = set()
         self._warned: set[tuple[int, str]] = set()
         self._perm_epoch, self._perm = -1, np.empty(0, dtype=np.int64)
+
+    def held_out(self, path: str | None = None) -> AudioDir:
+        """Items never drawn for training, for demos and validation: crops of the held-out
+        files, or of every file under ``path`` (a held-out folder) when given. Without held-out
+        files (``holdout=0``, or a folder of one file) they are crops of the training files;
+        their random streams differ from training's either way. Item n depends on
+        (seed, n) and the files only, as for training."""
+        other = copy.copy(self)
+        if path is not None:
+            other.path, other.files = str(path), _usable(str(path), self.extensions)
+            where = f"every file under {path}"
+        elif self.held_out_files:
+            other.files = list(self.held_out_files)
+            where = f"the {len(other.files)} held-out file(s) of {self.path}"
+        else:
+            where = f"the training files of {self.path} (holdout={self.holdout} holds none out)"
+        log.info("AudioDir: held-out crops (demos, validation) from %s", where)
+        other.held_out_files, other.held_out_names = [], []
+        other._streams = (_HELD_PERMUTATION, _HELD_CROP)
+        other._reset()
+        return other
 
     def __len__(self) -> int:
         # Unbounded in fact (epochs repeat with new orders); a finite number for samplers that ask.
@@ -177,7 +275,7 @@ class AudioDir(Dataset[torch.Tensor]):
                 continue
             # One stream per (draw, candidate): skipping a file known to be bad in this worker
             # draws the same crops for the next candidate as reading and failing it would.
-            rng = np.random.default_rng((self.seed, _CROP, n, j))
+            rng = np.random.default_rng((self.seed, self._streams[1], n, j))
             for _ in range(self.max_tries):
                 crop = self._crop(index, rng)
                 if crop is None:  # failed to decode; now marked bad
@@ -198,7 +296,7 @@ class AudioDir(Dataset[torch.Tensor]):
 
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch != self._perm_epoch:  # consecutive draws share an epoch: keep the last one
-            rng = np.random.default_rng((self.seed, _PERMUTATION, epoch))
+            rng = np.random.default_rng((self.seed, self._streams[0], epoch))
             self._perm_epoch, self._perm = epoch, rng.permutation(len(self.files))
         return self._perm
 

@@ -22,12 +22,19 @@ takes about 10 ms on one CPU core.
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from audioae.data.audio_dir import DataError
+
+# Held-out item n is draw HELD_OUT + n: far beyond any run's draws (a million steps of 1024
+# items draw fewer than 2**30), so demos and validation are never trained on.
+HELD_OUT = 2**50
 
 # Seven-note modes as semitone offsets from the tonic: ionian, aeolian, dorian, mixolydian,
 # harmonic minor.
@@ -176,6 +183,20 @@ class SyntheticMusic(Dataset[torch.Tensor]):
         self.seed = seed
         self.bpm = (float(min_bpm), float(max_bpm))
         self.peak = (float(min_peak), float(max_peak))
+        self._first = 0  # draw number of item 0 (HELD_OUT for the held-out items)
+        # Nothing is kept out of training but draw numbers (see held_out); no files.
+        self.held_out_names: list[str] = []
+
+    def held_out(self, path: str | None = None) -> SyntheticMusic:
+        """Items never drawn for training, for demos and validation: item n is draw
+        ``HELD_OUT + n``. There are no files, so no held-out folder (``path``) either."""
+        if path is not None:
+            raise DataError(
+                f"SyntheticMusic has no files: a held-out folder ({path}) needs data=audio_dir"
+            )
+        other = copy.copy(self)
+        other._first = self._first + HELD_OUT
+        return other
 
     def __len__(self) -> int:
         # Unbounded in fact; a finite number keeps samplers that ask happy.
@@ -185,7 +206,7 @@ class SyntheticMusic(Dataset[torch.Tensor]):
         n = int(n)
         if n < 0:
             raise IndexError(f"SyntheticMusic: draw number must be >= 0, got {n}")
-        return torch.from_numpy(self.render(np.random.default_rng((self.seed, n))))
+        return torch.from_numpy(self.render(np.random.default_rng((self.seed, self._first + n))))
 
     def render(self, rng: np.random.Generator) -> np.ndarray:
         """One item from a generator: float32 (channels, sample_size), peak in the set range."""

@@ -13,13 +13,11 @@ from torch.utils.tensorboard import SummaryWriter
 
 from audioae.autoencoder import AudioAutoencoder
 
-# Draw numbers far beyond any run's training draws: the demo clips are never trained on.
-HELD_OUT = 2**50
 
-
-def demo_clips(dataset: Dataset, count: int) -> Tensor:
-    """The same `count` held-out clips at every demo: (count, C, T)."""
-    return torch.stack([dataset[HELD_OUT + i] for i in range(count)])
+def demo_clips(held: Dataset, count: int) -> Tensor:
+    """The same `count` clips at every demo, items 0, 1, ... of the held-out data
+    (train/validate.py: `held_out_data`): (count, C, T)."""
+    return torch.stack([held[i] for i in range(count)])
 
 
 def mel_image(real: Tensor, fake: Tensor, sample_rate: int) -> Tensor:

@@ -37,7 +37,7 @@ from audioae.train.demo import demo_clips, write_demo
 from audioae.train.ema import EMA
 from audioae.train.schedule import GANSchedule
 from audioae.train.signals import StopRequest
-from audioae.train.validate import validate, validation_batches
+from audioae.train.validate import held_out_data, validate, validation_batches
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     if acc.is_main_process:
         prepare_run_dir(run_dir, cfg)
     dataset = build(cfg.data, "data")
-    val_batches = validation_batches(cfg, dataset) if t.val_every else []
+    held = held_out_data(cfg, dataset, run_dir if acc.is_main_process else None)
+    val_batches = validation_batches(cfg, held) if t.val_every else []
 
     # saved beside Accelerate's state (see train/checkpoint.py)
     disc = dis.module if dis is not None else None
@@ -241,7 +242,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     if writer is not None:
         n_params = sum(p.numel() for p in gen.module.parameters())
         log.info("model: %.2fM parameters, run dir %s", n_params / 1e6, run_dir)
-    clips = demo_clips(dataset, t.num_demos) if t.demo_every and acc.is_main_process else None
+    clips = demo_clips(held, t.num_demos) if t.demo_every and acc.is_main_process else None
     batches = micro_batches(dataset, cfg, state.step * t.grad_accum, acc)
     bar = tqdm(total=t.max_steps, initial=state.step, disable=not acc.is_main_process)
     last, good = None, find_last(run_dir)

@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from audioae.build import build
 from audioae.metrics import mel_distance, si_sdr, stft_distance
-from audioae.train.demo import HELD_OUT
+
+log = logging.getLogger(__name__)
+
+# Held-out item numbers of the validation batches start here, beyond the demo clips (0, 1, ...).
+VAL_FIRST = 2**20
+HOLDOUT_LIST = "holdout.txt"  # in the run folder: the files of `data` never trained on
 
 
-def validation_batches(cfg: DictConfig, dataset: Dataset) -> list[Tensor]:
-    """`trainer.val_batches` fixed batches: from `trainer.val_path` (the training data's
-    class on another folder) or else held-out draws of the training data."""
+def held_out_data(cfg: DictConfig, dataset: Dataset, run_dir: Path | None = None) -> Dataset:
+    """The audio of demos and validation: every file under `trainer.val_path` when it is set,
+    else the training data's own held-out part (`dataset.held_out()`). The files `dataset`
+    keeps out of training are listed in run_dir/holdout.txt (when run_dir is given)."""
+    val_path = cfg.trainer.get("val_path") or None
+    held = dataset.held_out(val_path)
+    names = dataset.held_out_names
+    if run_dir is not None and names:
+        listing = Path(run_dir) / HOLDOUT_LIST
+        listing.write_text("".join(f"{name}\n" for name in names))
+        unused = " (unused beside trainer.val_path: data.holdout=0 trains on them)"
+        log.info(
+            "%d file(s) held out of training, listed in %s%s",
+            len(names),
+            listing,
+            unused if val_path else "",
+        )
+    return held
+
+
+def validation_batches(cfg: DictConfig, held: Dataset) -> list[Tensor]:
+    """`trainer.val_batches` fixed batches of `trainer.batch_size` held-out items
+    (from `held_out_data`)."""
     t = cfg.trainer
-    if t.get("val_path"):
-        dataset = build(cfg.data, "data", path=t.val_path)
-    first = HELD_OUT + 2**20  # beyond the demo clips
     b = t.batch_size
     return [
-        torch.stack([dataset[first + i * b + j] for j in range(b)]) for i in range(t.val_batches)
+        torch.stack([held[VAL_FIRST + i * b + j] for j in range(b)]) for i in range(t.val_batches)
     ]
 
 
