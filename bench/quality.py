@@ -81,6 +81,7 @@ def train(args, recipe: str, seed: int, run: Path, *extra: str) -> list[dict]:
         f"trainer.checkpoint_every={args.checkpoint_every}",
         "trainer.demo_every=0",
         "trainer.val_every=0",
+        "data.holdout=0",  # the test files are a folder of their own
         f"hydra.run.dir={run}",
         *args.overrides,
         *extra,
