@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from audioae.train.loop import train
-from conftest import ON_CPU, compose_train, run_cli
+from conftest import ON_CPU, compose_train, run_cli, scalars
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +85,46 @@ def test_gan_run_writes_demo_wavs_and_tensorboard_audio(tmp_path):
     ckpt = run / "checkpoints" / "step_00000004"
     assert (ckpt / "ema.safetensors").exists()
     assert any("convs" in k for k in weights(ckpt, "discriminator.safetensors"))
+
+
+def test_log_points_average_every_scalar_since_the_last_one(tmp_path):
+    # The (1, 1) alternation trains G on even step indices and D on odd ones: with an even
+    # log_every, a log point that showed only its own step would never show the generator.
+    common = (*GAN, "trainer.max_steps=4", "trainer.demo_every=0")
+    train(compose_train(*common, "trainer.log_every=1"), tmp_path / "every")
+    train(compose_train(*common, "trainer.log_every=4"), tmp_path / "fours")
+    every, fours = all_scalars(tmp_path / "every"), all_scalars(tmp_path / "fours")
+    for tag in ("loss/adv/gen", "loss/spec/mrstft", "grad_norm/generator", "latent/std"):
+        assert sorted(every[tag]) == [1, 3], tag  # G steps
+        assert sorted(fours[tag]) == [1, 4], tag  # logged at step 4 although G trained at 3
+    for tag in ("loss/adv/disc", "grad_norm/discriminator"):
+        assert sorted(every[tag]) == [2, 4], tag  # D steps
+        assert sorted(fours[tag]) == [4], tag
+    averaged = [t for t in fours if t.startswith(("loss/", "grad_norm/", "latent/"))]
+    assert len(averaged) >= 10
+    for tag in averaged:  # at step 4: the mean of steps 2-4 that produced the scalar
+        steps = [s for s in (2, 3, 4) if s in every[tag]]
+        mean = sum(every[tag][s] for s in steps) / len(steps)
+        assert fours[tag][4] == pytest.approx(mean, rel=1e-6), tag
+        assert fours[tag].get(1) == every[tag].get(1), tag  # step 1 is a log point of both
+    disc = every["loss/adv/disc"]
+    assert disc[2] != disc[4]
+    assert fours["loss/adv/disc"][4] == pytest.approx((disc[2] + disc[4]) / 2, rel=1e-6)
+
+    # throughput, from the same runs: positive, and audio s/s = audio per step / step time
+    cfg = compose_train(*common)
+    audio_per_step = cfg.trainer.batch_size * cfg.sample_size / cfg.sample_rate
+    for step in (1, 4):
+        step_s, wait_s = fours["perf/step_s"][step], fours["perf/data_wait_s"][step]
+        assert step_s > 0 and 0 < wait_s < step_s
+        rate = fours["perf/audio_s_per_s"][step]
+        assert rate == pytest.approx(audio_per_step / step_s, rel=1e-5)
+
+
+def all_scalars(run: Path) -> dict[str, dict[int, float]]:
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return {tag: scalars(run, tag) for tag in events.Tags()["scalars"]}
 
 
 def test_resume_restores_ema_and_discriminator(tmp_path):
