@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -147,8 +148,26 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
 
     loop_state = {"calls": 0}
     monkeypatch.setattr(loop.Losses, "forward", poisoned)
+    real_step = loop.Training.step
+    states = []  # (finite, state before, state after) of each step
+
+    def recorded(self, step, reals, acc):
+        model = acc.unwrap_model(self.gen.module)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        logs = real_step(self, step, reals, acc)
+        finite = all(math.isfinite(v) for v in logs.values())
+        states.append((finite, before, {k: v.clone() for k, v in model.state_dict().items()}))
+        return logs
+
+    monkeypatch.setattr(loop.Training, "step", recorded)
     cfg = compose_train(
-        *FAST, "trainer.max_steps=50", "trainer.checkpoint_every=2", "trainer.max_nonfinite=3"
+        *FAST,
+        "bottleneck=rvq",  # codebooks that learn in the forward pass (EMA, dead-code restarts)
+        "bottleneck.codebook_size=64",
+        "bottleneck.num_quantizers=2",
+        "trainer.max_steps=50",
+        "trainer.checkpoint_every=2",
+        "trainer.max_nonfinite=3",
     )
     with pytest.raises(TrainingDiverged) as err:
         train(cfg, tmp_path / "run")
@@ -156,6 +175,15 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
     assert "3 consecutive steps" in message and "step_00000002" in message
     # the skipped steps did not touch the weights: the step-2 checkpoint is the last written
     assert find_checkpoint(tmp_path / "run").name == "step_00000002"
+    assert [finite for finite, _, _ in states] == [True, True, False, False, False]
+    codebooks = [k for k in states[0][1] if "codebook" in k]
+    assert codebooks
+    for finite, before, after in states:
+        changed = {k for k in before if not torch.equal(before[k], after[k])}
+        if finite:  # a real step moves the weights and the codebooks
+            assert "decoder.layers.0.weight_v" in changed and set(codebooks) & changed
+        else:  # a skipped one leaves every parameter and buffer as it was
+            assert changed == set()
 
 
 @pytest.mark.parametrize(

@@ -139,11 +139,21 @@ class Training:
 
     def step(self, step: int, reals: list[Tensor], acc: Accelerator) -> dict[str, float]:
         """One optimisation step (`train_step`), then the EMA update after a finite generator
-        step. Returns the scalars to log."""
+        step. Returns the scalars to log.
+
+        A step with a non-finite loss or gradient is skipped whole: the optimizers do not step
+        (Net.update), and the buffers that the forward pass updated (RVQ's EMA codebooks and
+        their counts, batch-norm statistics) are put back as they were."""
+        buffers = [b for n in (self.gen, self.dis) if n is not None for b in n.module.buffers()]
+        saved = [b.clone() for b in buffers]
         logs = train_step(
             step, reals, self.schedule, self.gen, self.dis, self.losses, self.weights, acc
         )
         finite = all(math.isfinite(v) for v in logs.values())
+        if not finite:
+            with torch.no_grad():
+                for buffer, before in zip(buffers, saved):
+                    buffer.copy_(before)
         if finite and self.ema is not None and "grad_norm/generator" in logs:
             self.ema.update(acc.unwrap_model(self.gen.module))
         return logs
