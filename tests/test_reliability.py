@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -19,7 +21,7 @@ from audioae.errors import AudioAEError, CheckpointError
 from audioae.train import loop
 from audioae.train.checkpoint import find_checkpoint
 from audioae.train.loop import TrainingDiverged, train
-from conftest import compose_train, run_cli
+from conftest import compose_train, run_cli, scalars
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -100,6 +102,104 @@ def test_sigterm_saves_at_the_current_step_and_exits_cleanly(tmp_path):
     step = int(ckpt.name.split("_")[1])
     assert 0 < step < 100000
     assert f"checkpoint:  {ckpt}" in out
+
+
+def test_sigusr2_saves_first_then_hands_over_to_submitits_handler(tmp_path, monkeypatch):
+    # submitit installs its SIGUSR2 handler (requeue; exit on rank 0) before the job runs
+    run = tmp_path / "run"
+    seen = []
+    previous = signal.signal(signal.SIGUSR2, lambda *_: seen.append(find_checkpoint(run).name))
+    real_step = loop.Training.step
+
+    def step(self, step, reals, acc):
+        logs = real_step(self, step, reals, acc)
+        if step == 1:  # the time-out warning arrives during the second step
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return logs
+
+    monkeypatch.setattr(loop.Training, "step", step)
+    cfg = compose_train(*FAST, "trainer.max_steps=50", "trainer.checkpoint_every=50")
+    try:
+        last = train(cfg, run)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert seen == ["step_00000002"]  # called once, with the checkpoint of that step saved
+    assert last.name == "step_00000002"
+
+
+def torchrun(run: Path, *overrides: str) -> list[str]:
+    """Two CPU processes (gloo) under torchrun, as SLURM's tasks would run them."""
+    return [
+        str(BIN / "torchrun"),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "audioae.cli.train",
+        *FAST,
+        f"hydra.run.dir={run}",
+        *overrides,
+    ]
+
+
+def test_sigusr2_stops_two_processes_at_one_step_and_resume_matches(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    proc = subprocess.Popen(
+        torchrun(run, "trainer.max_steps=1000", "trainer.checkpoint_every=1000"),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    chunks: list[bytes] = []
+    fd = proc.stdout.fileno()
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(fd, 4096), b"")))
+    reader.start()
+    deadline = time.monotonic() + 300
+    # rank 0's progress bar shows step 1 once both processes are in the loop (a step is collective)
+    while b"1/1000" not in b"".join(chunks):
+        assert proc.poll() is None and time.monotonic() < deadline, b"".join(chunks)[-3000:]
+        time.sleep(0.2)
+    workers = psutil.Process(proc.pid).children()
+    assert len(workers) == 2
+    for worker in workers:  # as SLURM signals every task of the job
+        worker.send_signal(signal.SIGUSR2)
+    proc.wait(timeout=300)
+    reader.join()
+    err = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, err[-3000:]
+    ckpt = find_checkpoint(run)
+    step = int(ckpt.name.split("_")[1])
+    assert 0 < step < 1000
+    # one checkpoint, saved by both processes together (Accelerate's save is collective)
+    assert f"SIGUSR2 received: saved {ckpt}" in err and "Traceback" not in err
+
+    # resume=auto continues; its losses and weights equal an uninterrupted run's
+    steps = step + 2
+    for folder, extra in ((run, ["resume=auto"]), (ref, [])):
+        done = subprocess.run(
+            torchrun(folder, f"trainer.max_steps={steps}", *extra),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resumed from {ckpt} at step {step}" in (run / "train.log").read_text()
+    resumed, straight = scalars(run, "loss/total"), scalars(ref, "loss/total")
+    assert sorted(resumed) == sorted(straight) == list(range(1, steps + 1))
+    assert resumed == straight
+    last = f"checkpoints/step_{steps:08d}/model.safetensors"
+    a, b = load_file(run / last), load_file(ref / last)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref", "run"]  # rank 1 wrote nothing
+    assert sorted(p.name for p in (run / ".hydra").iterdir()) == [
+        "config.yaml",
+        "hydra.yaml",
+        "overrides.yaml",
+    ]
 
 
 def test_unwritable_run_directory_is_one_clear_line(tmp_path):
