@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -18,7 +21,7 @@ from audioae.errors import AudioAEError, CheckpointError
 from audioae.train import loop
 from audioae.train.checkpoint import find_checkpoint
 from audioae.train.loop import TrainingDiverged, train
-from conftest import compose_train, run_cli
+from conftest import compose_train, run_cli, scalars
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -101,6 +104,104 @@ def test_sigterm_saves_at_the_current_step_and_exits_cleanly(tmp_path):
     assert f"checkpoint:  {ckpt}" in out
 
 
+def test_sigusr2_saves_first_then_hands_over_to_submitits_handler(tmp_path, monkeypatch):
+    # submitit installs its SIGUSR2 handler (requeue; exit on rank 0) before the job runs
+    run = tmp_path / "run"
+    seen = []
+    previous = signal.signal(signal.SIGUSR2, lambda *_: seen.append(find_checkpoint(run).name))
+    real_step = loop.Training.step
+
+    def step(self, step, reals, acc):
+        logs = real_step(self, step, reals, acc)
+        if step == 1:  # the time-out warning arrives during the second step
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return logs
+
+    monkeypatch.setattr(loop.Training, "step", step)
+    cfg = compose_train(*FAST, "trainer.max_steps=50", "trainer.checkpoint_every=50")
+    try:
+        last = train(cfg, run)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert seen == ["step_00000002"]  # called once, with the checkpoint of that step saved
+    assert last.name == "step_00000002"
+
+
+def torchrun(run: Path, *overrides: str) -> list[str]:
+    """Two CPU processes (gloo) under torchrun, as SLURM's tasks would run them."""
+    return [
+        str(BIN / "torchrun"),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "audioae.cli.train",
+        *FAST,
+        f"hydra.run.dir={run}",
+        *overrides,
+    ]
+
+
+def test_sigusr2_stops_two_processes_at_one_step_and_resume_matches(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONWARNINGS": "ignore"}
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    proc = subprocess.Popen(
+        torchrun(run, "trainer.max_steps=1000", "trainer.checkpoint_every=1000"),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    chunks: list[bytes] = []
+    fd = proc.stdout.fileno()
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(fd, 4096), b"")))
+    reader.start()
+    deadline = time.monotonic() + 300
+    # rank 0's progress bar shows step 1 once both processes are in the loop (a step is collective)
+    while b"1/1000" not in b"".join(chunks):
+        assert proc.poll() is None and time.monotonic() < deadline, b"".join(chunks)[-3000:]
+        time.sleep(0.2)
+    workers = psutil.Process(proc.pid).children()
+    assert len(workers) == 2
+    for worker in workers:  # as SLURM signals every task of the job
+        worker.send_signal(signal.SIGUSR2)
+    proc.wait(timeout=300)
+    reader.join()
+    err = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, err[-3000:]
+    ckpt = find_checkpoint(run)
+    step = int(ckpt.name.split("_")[1])
+    assert 0 < step < 1000
+    # one checkpoint, saved by both processes together (Accelerate's save is collective)
+    assert f"SIGUSR2 received: saved {ckpt}" in err and "Traceback" not in err
+
+    # resume=auto continues; its losses and weights equal an uninterrupted run's
+    steps = step + 2
+    for folder, extra in ((run, ["resume=auto"]), (ref, [])):
+        done = subprocess.run(
+            torchrun(folder, f"trainer.max_steps={steps}", *extra),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resumed from {ckpt} at step {step}" in (run / "train.log").read_text()
+    resumed, straight = scalars(run, "loss/total"), scalars(ref, "loss/total")
+    assert sorted(resumed) == sorted(straight) == list(range(1, steps + 1))
+    assert resumed == straight
+    last = f"checkpoints/step_{steps:08d}/model.safetensors"
+    a, b = load_file(run / last), load_file(ref / last)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref", "run"]  # rank 1 wrote nothing
+    assert sorted(p.name for p in (run / ".hydra").iterdir()) == [
+        "config.yaml",
+        "hydra.yaml",
+        "overrides.yaml",
+    ]
+
+
 def test_unwritable_run_directory_is_one_clear_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -147,8 +248,26 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
 
     loop_state = {"calls": 0}
     monkeypatch.setattr(loop.Losses, "forward", poisoned)
+    real_step = loop.Training.step
+    states = []  # (finite, state before, state after) of each step
+
+    def recorded(self, step, reals, acc):
+        model = acc.unwrap_model(self.gen.module)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        logs = real_step(self, step, reals, acc)
+        finite = all(math.isfinite(v) for v in logs.values())
+        states.append((finite, before, {k: v.clone() for k, v in model.state_dict().items()}))
+        return logs
+
+    monkeypatch.setattr(loop.Training, "step", recorded)
     cfg = compose_train(
-        *FAST, "trainer.max_steps=50", "trainer.checkpoint_every=2", "trainer.max_nonfinite=3"
+        *FAST,
+        "bottleneck=rvq",  # codebooks that learn in the forward pass (EMA, dead-code restarts)
+        "bottleneck.codebook_size=64",
+        "bottleneck.num_quantizers=2",
+        "trainer.max_steps=50",
+        "trainer.checkpoint_every=2",
+        "trainer.max_nonfinite=3",
     )
     with pytest.raises(TrainingDiverged) as err:
         train(cfg, tmp_path / "run")
@@ -156,6 +275,15 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
     assert "3 consecutive steps" in message and "step_00000002" in message
     # the skipped steps did not touch the weights: the step-2 checkpoint is the last written
     assert find_checkpoint(tmp_path / "run").name == "step_00000002"
+    assert [finite for finite, _, _ in states] == [True, True, False, False, False]
+    codebooks = [k for k in states[0][1] if "codebook" in k]
+    assert codebooks
+    for finite, before, after in states:
+        changed = {k for k in before if not torch.equal(before[k], after[k])}
+        if finite:  # a real step moves the weights and the codebooks
+            assert "decoder.layers.0.weight_v" in changed and set(codebooks) & changed
+        else:  # a skipped one leaves every parameter and buffer as it was
+            assert changed == set()
 
 
 @pytest.mark.parametrize(

@@ -27,5 +27,11 @@ def env_from_slurm(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def process_rank(environ: Mapping[str, str] = os.environ) -> int:
+    """This process's rank: torch.distributed's RANK, else SLURM's task id in a SLURM job of
+    several tasks, else 0. Known before Accelerate starts (Hydra's set-up needs it)."""
+    return int({**environ, **env_from_slurm(environ)}.get("RANK", "0"))
+
+
 def setup_from_slurm() -> None:
     os.environ.update(env_from_slurm(os.environ))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from audioae.metrics import mel_distance, si_sdr
 from audioae.train.loop import train
-from conftest import ON_CPU, compose_train, run_cli
+from conftest import ON_CPU, compose_train, run_cli, scalars
 
 pytestmark = pytest.mark.slow
 
@@ -63,11 +67,26 @@ def test_gan_run_writes_demo_wavs_and_tensorboard_audio(tmp_path):
         "1_real.wav",
         "1_recon.wav",
     ]
+    cfg = compose_train(*GAN)
+    for name in ("0_real.wav", "0_recon.wav", "1_real.wav", "1_recon.wav"):
+        audio, sr = sf.read(demo / name, dtype="float32")
+        assert sr == cfg.sample_rate and audio.shape == (cfg.sample_size, cfg.io_channels), name
+        assert np.sqrt(np.mean(audio**2)) > 1e-3, f"{name} is silent"
+    real, _ = sf.read(demo / "0_real.wav")
+    assert not np.allclose(real, sf.read(demo / "1_real.wav")[0])  # two different clips
+    assert not np.allclose(real, sf.read(demo / "0_recon.wav")[0])
     events = EventAccumulator(str(run / "tb"), size_guidance={"audio": 0, "images": 0})
     events.Reload()
     tags = events.Tags()
-    assert "demo/0_recon" in tags["audio"]
     assert "demo/0_mel_real_vs_recon" in tags["images"]
+    logged = events.Audio("demo/0_recon")
+    assert [e.step for e in logged] == [2, 4]
+    assert logged[-1].sample_rate == cfg.sample_rate
+    assert logged[-1].length_frames == cfg.sample_size
+    tb_audio, tb_sr = sf.read(io.BytesIO(logged[-1].encoded_audio_string), dtype="float32")
+    recon, _ = sf.read(demo / "0_recon.wav", dtype="float32")
+    assert tb_sr == cfg.sample_rate  # the first channel of the WAV (TensorBoard audio is mono)
+    np.testing.assert_allclose(tb_audio, recon[:, 0], atol=2 / 2**15)
     scalars = set(tags["scalars"])
     assert {
         "loss/adv/disc",
@@ -85,6 +104,46 @@ def test_gan_run_writes_demo_wavs_and_tensorboard_audio(tmp_path):
     ckpt = run / "checkpoints" / "step_00000004"
     assert (ckpt / "ema.safetensors").exists()
     assert any("convs" in k for k in weights(ckpt, "discriminator.safetensors"))
+
+
+def test_log_points_average_every_scalar_since_the_last_one(tmp_path):
+    # The (1, 1) alternation trains G on even step indices and D on odd ones: with an even
+    # log_every, a log point that showed only its own step would never show the generator.
+    common = (*GAN, "trainer.max_steps=4", "trainer.demo_every=0")
+    train(compose_train(*common, "trainer.log_every=1"), tmp_path / "every")
+    train(compose_train(*common, "trainer.log_every=4"), tmp_path / "fours")
+    every, fours = all_scalars(tmp_path / "every"), all_scalars(tmp_path / "fours")
+    for tag in ("loss/adv/gen", "loss/spec/mrstft", "grad_norm/generator", "latent/std"):
+        assert sorted(every[tag]) == [1, 3], tag  # G steps
+        assert sorted(fours[tag]) == [1, 4], tag  # logged at step 4 although G trained at 3
+    for tag in ("loss/adv/disc", "grad_norm/discriminator"):
+        assert sorted(every[tag]) == [2, 4], tag  # D steps
+        assert sorted(fours[tag]) == [4], tag
+    averaged = [t for t in fours if t.startswith(("loss/", "grad_norm/", "latent/"))]
+    assert len(averaged) >= 10
+    for tag in averaged:  # at step 4: the mean of steps 2-4 that produced the scalar
+        steps = [s for s in (2, 3, 4) if s in every[tag]]
+        mean = sum(every[tag][s] for s in steps) / len(steps)
+        assert fours[tag][4] == pytest.approx(mean, rel=1e-6), tag
+        assert fours[tag].get(1) == every[tag].get(1), tag  # step 1 is a log point of both
+    disc = every["loss/adv/disc"]
+    assert disc[2] != disc[4]
+    assert fours["loss/adv/disc"][4] == pytest.approx((disc[2] + disc[4]) / 2, rel=1e-6)
+
+    # throughput, from the same runs: positive, and audio s/s = audio per step / step time
+    cfg = compose_train(*common)
+    audio_per_step = cfg.trainer.batch_size * cfg.sample_size / cfg.sample_rate
+    for step in (1, 4):
+        step_s, wait_s = fours["perf/step_s"][step], fours["perf/data_wait_s"][step]
+        assert step_s > 0 and 0 < wait_s < step_s
+        rate = fours["perf/audio_s_per_s"][step]
+        assert rate == pytest.approx(audio_per_step / step_s, rel=1e-5)
+
+
+def all_scalars(run: Path) -> dict[str, dict[int, float]]:
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    return {tag: scalars(run, tag) for tag in events.Tags()["scalars"]}
 
 
 def test_resume_restores_ema_and_discriminator(tmp_path):
@@ -117,8 +176,19 @@ def test_validation_runs_during_a_smoke_run_and_logs_metrics(tmp_path):
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"val/spec/mrstft", "val/si_sdr", "val/mel_distance", "val/stft_distance"} <= tags
-    si_sdr = [e.value for e in events.Scalars("val/si_sdr")]
-    assert len(si_sdr) == 2 and all(v == v for v in si_sdr)  # two validations, no NaN
+    val = {tag: scalars(run, tag) for tag in tags if tag.startswith("val/")}
+    assert all(sorted(v) == [1, 2] for v in val.values())  # two validations
+    sdr, mel, stft = val["val/si_sdr"], val["val/mel_distance"], val["val/stft_distance"]
+    # the identity scores SI-SDR > 80 dB and distances 0; an untrained model far worse
+    clip = torch.randn(1, 2, 2048)
+    assert si_sdr(clip, clip) > 80 and mel_distance(clip, clip, 16000) == 0
+    for step in (1, 2):
+        assert -80 < sdr[step] < 0, sdr
+        assert 1 < mel[step] < 20 and 1 < stft[step] < 30, (mel, stft)
+        train_loss = scalars(run, "loss/spec/mrstft")[step]
+        assert 0.3 < val["val/spec/mrstft"][step] / train_loss < 3  # same loss, other clips
+    # the same held-out batches both times, seen by a model one step apart: close, not equal
+    assert sdr[1] != sdr[2] and abs(sdr[1] - sdr[2]) < 1
 
 
 def test_encoder_freezes_after_warmup(tmp_path):

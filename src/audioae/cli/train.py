@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from audioae.config import config_dir
+from audioae.distributed import process_rank
 from audioae.errors import AudioAEError
 
 log = logging.getLogger("audioae")
@@ -29,11 +30,18 @@ def run(cfg: DictConfig) -> None:
     from audioae.train.loop import train  # heavy imports after Hydra has parsed the CLI
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if process_rank() > 0:
+        # SLURM tasks under submitit each run Hydra's job set-up: only rank 0 logs to the run
+        # folder (the others keep the console).
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            root.removeHandler(handler)
+            handler.close()
     try:
         ckpt = train(cfg, run_dir)
     except AudioAEError as e:
         sys.exit(f"audioae-train: {e}")
-    if int(os.environ.get("RANK", "0")) == 0:
+    if process_rank() == 0:
         print(f"run directory: {run_dir}")
         print(f"  config:      {run_dir / 'config.yaml'}")
         print(f"  tensorboard: {run_dir / 'tb'}   (tensorboard --logdir {run_dir / 'tb'})")
@@ -58,9 +66,9 @@ def check_output_dirs(args: list[str]) -> None:
 
 def main() -> None:
     check_output_dirs(sys.argv[1:])
-    if int(os.environ.get("RANK", "0")) > 0:
-        # Under `accelerate launch`, only the main process writes the Hydra run directory;
-        # the others learn its path from it (train() broadcasts it).
+    if process_rank() > 0:
+        # Under `accelerate launch`, torchrun or srun, only the main process writes the Hydra
+        # run directory; the others learn its path from it (train() broadcasts it).
         sys.argv += [
             "hydra.output_subdir=null",
             "hydra/job_logging=disabled",

@@ -8,8 +8,10 @@ micro-batches. Checkpoints, demos and logs are plain function calls on the main 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -35,6 +37,7 @@ from audioae.memory import reuse_freed_memory
 from audioae.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from audioae.train.demo import demo_clips, write_demo
 from audioae.train.ema import EMA
+from audioae.train.scalars import Averages, Throughput
 from audioae.train.schedule import GANSchedule
 from audioae.train.signals import StopRequest
 from audioae.train.validate import held_out_data, validate, validation_batches
@@ -136,11 +139,21 @@ class Training:
 
     def step(self, step: int, reals: list[Tensor], acc: Accelerator) -> dict[str, float]:
         """One optimisation step (`train_step`), then the EMA update after a finite generator
-        step. Returns the scalars to log."""
+        step. Returns the scalars to log.
+
+        A step with a non-finite loss or gradient is skipped whole: the optimizers do not step
+        (Net.update), and the buffers that the forward pass updated (RVQ's EMA codebooks and
+        their counts, batch-norm statistics) are put back as they were."""
+        buffers = [b for n in (self.gen, self.dis) if n is not None for b in n.module.buffers()]
+        saved = [b.clone() for b in buffers]
         logs = train_step(
             step, reals, self.schedule, self.gen, self.dis, self.losses, self.weights, acc
         )
         finite = all(math.isfinite(v) for v in logs.values())
+        if not finite:
+            with torch.no_grad():
+                for buffer, before in zip(buffers, saved):
+                    buffer.copy_(before)
         if finite and self.ema is not None and "grad_norm/generator" in logs:
             self.ema.update(acc.unwrap_model(self.gen.module))
         return logs
@@ -247,12 +260,19 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     bar = tqdm(total=t.max_steps, initial=state.step, disable=not acc.is_main_process)
     last, good = None, find_last(run_dir)
     unwrap = acc.unwrap_model
+    averages = Averages()  # each scalar's mean since the last log point (train/scalars.py)
+    audio_per_step = t.batch_size * t.grad_accum * acc.num_processes * cfg.sample_size
+    throughput = Throughput(audio_per_step / cfg.sample_rate)
     # On a CPU, freed activations stay mapped for the next step (audioae/memory.py): 5-9% faster.
     with StopRequest() as stop, reuse_freed_memory(acc.device):
         while state.step < t.max_steps:
             step = state.step
+            start = time.perf_counter()
             micro = [next(batches) for _ in range(t.grad_accum)]
-            logs = training.step(step, micro, acc)
+            loaded = time.perf_counter()
+            logs = training.step(step, micro, acc)  # ends in a device sync (the logged values)
+            throughput.add(time.perf_counter() - start, loaded - start)
+            averages.add(logs)
             finite = all(math.isfinite(v) for v in logs.values())
             state.skipped += not finite
             state.streak = 0 if finite else state.streak + 1
@@ -267,13 +287,14 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
             bar.update(1)
             if "loss/total" in logs:
                 bar.set_postfix(loss=f"{logs['loss/total']:.4f}")
-            if writer is not None and (state.step % t.log_every == 0 or state.step == 1):
-                logs["nonfinite/skipped"] = state.skipped
+            if state.step % t.log_every == 0 or state.step in (1, t.max_steps):
+                means = {**averages.pop(), **throughput.pop(), "nonfinite/skipped": state.skipped}
                 for name, net in nets:
                     if net is not None:
-                        logs[f"lr/{name}"] = net.opt.param_groups[0]["lr"]
-                for k, v in logs.items():
-                    writer.add_scalar(k, v, state.step)
+                        means[f"lr/{name}"] = net.opt.param_groups[0]["lr"]
+                if writer is not None:
+                    for k, v in means.items():
+                        writer.add_scalar(k, v, state.step)
             averaged = ema.model if ema else unwrap(gen.module)
             if val_batches and state.step % t.val_every == 0 and writer is not None:
                 for k, v in validate(averaged, val_batches, losses).items():
@@ -293,28 +314,46 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     bar.close()
     if writer is not None:
         writer.close()
+    stop.forward()  # submitit's time-out signal: its requeue (rank 0 exits), now the state is saved
     return last or find_last(run_dir)
 
 
 def check_replicas(acc: Accelerator, modules: list[nn.Module], step: int) -> None:
     """In a distributed run, fail loudly if the processes' weights (or buffers, such as EMA
-    codebooks) have drifted apart, which data-parallel training must never let happen."""
+    codebooks) have drifted apart, which data-parallel training must never let happen.
+
+    Every parameter and buffer is compared byte for byte (a digest of each; sums would let
+    different weights pass)."""
     if acc.num_processes == 1:
         return
-    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()]
-    checksum = torch.stack([t.detach().double().sum() for t in tensors]).to(acc.device)
-    spread = (acc.gather(checksum[None]) - checksum).abs().max().item()
-    if spread != 0:
+    digests = tensor_digests(modules)
+    gathered = gather_object([digests])  # one dict per process
+    drifted = [name for name in digests if any(d.get(name) != digests[name] for d in gathered)]
+    if drifted:
         raise AudioAEError(
-            f"step {step}: weights differ across the {acc.num_processes} processes (max "
-            f"checksum difference {spread:.3g}); a module updates state per process"
+            f"step {step}: weights differ across the {acc.num_processes} processes in "
+            f"{len(drifted)} tensors ({', '.join(drifted[:3])}"
+            f"{', ...' if len(drifted) > 3 else ''}); a module updates state per process"
         )
     log.info("step %d: weights identical across %d processes", step, acc.num_processes)
 
 
+def tensor_digests(modules: list[nn.Module]) -> dict[str, str]:
+    """A digest of the bytes of every parameter and buffer of `modules`, named `I.NAME` (I: the
+    module's position in the list)."""
+    digests = {}
+    for i, module in enumerate(modules):
+        named = (*module.named_parameters(), *module.named_buffers())
+        for name, tensor in named:
+            data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+            digest = hashlib.blake2b(data.numpy().tobytes(), digest_size=16)
+            digests[f"{i}.{name}"] = f"{tensor.dtype}{tuple(tensor.shape)}:{digest.hexdigest()}"
+    return digests
+
+
 def stop_requested(stop: StopRequest, acc: Accelerator) -> bool:
-    """Whether any process received SIGTERM/SIGINT (all processes must agree, since saving a
-    checkpoint is collective)."""
+    """Whether any process received SIGTERM, SIGINT or submitit's SIGUSR2 (all processes must
+    agree, since saving a checkpoint is collective)."""
     flag = torch.tensor(float(stop.signal is not None), device=acc.device)
     if acc.num_processes > 1:
         flag = acc.reduce(flag, reduction="sum")
