@@ -61,14 +61,35 @@ def test_data_synthetic_instantiates():
     assert item.shape == (cfg.in_channels, cfg.sample_size)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in EXPERIMENTS.glob("*.yaml")))
+# Downsampling ratios by hand: the product of the strides in each preset, and the
+# `downsampling_ratio` of the stable-audio-tools configs they were converted from.
+RATIOS = {
+    "smoke": 2 * 4,
+    "smoke_dac": 2 * 4,
+    "smoke_seanet": 4 * 2,
+    "stable_audio_2_0_vae": 2 * 4 * 4 * 8 * 8,  # 2048
+    "stable_audio_1_0_vae": 4 * 4 * 8 * 8,  # 1024
+    "dac_2048_32_vae": 4 * 8 * 8 * 8,  # 2048
+    "encodec_musicgen_rvq": 8 * 5 * 4 * 4,  # 640
+}
+
+
+def test_every_experiment_has_a_known_ratio():
+    assert sorted(RATIOS) == sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", sorted(RATIOS))
 def test_every_experiment_composes_and_builds(name):
     text = (EXPERIMENTS / f"{name}.yaml").read_text()
     assert text.startswith("# @package _global_"), "experiments are global presets"
     cfg = compose_train(f"experiment={name}")
     with torch.device("meta"):
         model = build_autoencoder(cfg)
-    assert model.downsampling_ratio > 1
+        # the networks' own strides (meta tensors: shapes only; decode() would fit the length)
+        encoded = model.pre_bottleneck(torch.empty(1, cfg.in_channels, 3 * RATIOS[name]))
+        audio = model.decoder(model.bottleneck.decode(torch.empty(1, cfg.latent_dim, 3)))
+    assert model.downsampling_ratio == RATIOS[name]
+    assert encoded.shape[-1] == 3 and audio.shape == (1, cfg.out_channels, 3 * RATIOS[name])
 
 
 def test_conf_is_the_shipped_tree():

@@ -12,8 +12,10 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
+import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
@@ -359,5 +361,38 @@ def test_two_processes_train_the_gan_and_resume(tmp_path):
     ]
 
 
-def test_audioae_errors_are_one_line():
+def test_audioae_errors_are_one_line(tmp_path):
+    """Every command, given bad input, prints one line naming the problem on stderr, no
+    traceback, and exits with status 2 (audioae/errors.py)."""
     assert issubclass(CheckpointError, AudioAEError)
+    wav = tmp_path / "x.wav"
+    sf.write(wav, np.zeros((4410, 1)), 44100)
+    not_a_model = tmp_path / "not_a_model"
+    not_a_model.mkdir()
+    (tmp_path / "list.json").write_text("[1, 2]")
+    run = tmp_path / "run"
+    cases = {
+        "audioae-train": [
+            *FAST,
+            "data=audio_dir",
+            f"data.path={tmp_path}/no",
+            f"hydra.run.dir={run}",
+        ],
+        "audioae-encode": [str(not_a_model), str(wav), "--out", str(tmp_path / "codes")],
+        "audioae-eval": [str(not_a_model), str(wav), "--out", str(tmp_path / "eval")],
+        "audioae-export": [str(not_a_model), "--out", str(tmp_path / "export")],
+        "audioae-convert": [str(tmp_path / "list.json")],
+    }
+    expected = {
+        "audioae-train": "data folder not found",
+        "audioae-encode": "not_a_model",
+        "audioae-eval": "not_a_model",
+        "audioae-export": "not_a_model",
+        "audioae-convert": "expected a JSON object",
+    }
+    for command, args in cases.items():
+        proc = run_cli(command, *args, cwd=tmp_path, check=False)
+        lines = proc.stderr.splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, (command, proc.returncode, proc.stderr)
+        assert lines[0].startswith(f"{command}: ") and expected[command] in lines[0], lines
+        assert "Traceback" not in proc.stderr + proc.stdout, command

@@ -70,9 +70,20 @@ def test_two_training_steps_for_every_bottleneck(tmp_path):
         for name in bottleneck.loss_names:  # every loss the bottleneck emits is logged
             assert f"loss/{name}" in logged, (node._target_, name)
         if bottleneck.is_discrete:  # codebook usage and perplexity, per codebook
+            size = bottleneck.codebook_size
             for q in range(bottleneck.num_quantizers):
-                assert f"bottleneck/usage/q{q}" in logged, node._target_
-                assert min(logged[f"bottleneck/perplexity/q{q}"].values()) >= 1, node._target_
+                usage = logged[f"bottleneck/usage/q{q}"]
+                perplexity = logged[f"bottleneck/perplexity/q{q}"]
+                assert usage.keys() == perplexity.keys() and usage, node._target_
+                for step, used in usage.items():
+                    # exp(entropy) of a histogram: at most the number of codes used, and 1
+                    # exactly when one code is used (positive entropy otherwise)
+                    codes_used, value = used * size, perplexity[step]
+                    assert value <= codes_used * (1 + 1e-5), (node._target_, q, step)
+                    if codes_used < 1.5:
+                        assert value == pytest.approx(1.0), (node._target_, q, step)
+                    else:
+                        assert value > 1.0, (node._target_, q, step)
         done.add(node._target_)
     assert len(done) == len(names)
 

@@ -156,12 +156,27 @@ def visqol_available() -> bool:
         return False
 
 
+# ViSQOL's rate and shortest input per mode (visqol-python 3.8): audio mode compares patches of
+# 30 frames starting 15 frames in, over 80 ms windows at 20 ms hops, so it needs 45 frames:
+# 44 * 960 + 3840 samples at 48 kHz (0.96 s); speech mode (voice-activity patches) measured
+# 10240 samples at 16 kHz (0.64 s). Shorter input raises inside the package.
+VISQOL_RATE = {"audio": 48000, "speech": 16000}
+VISQOL_MIN_SAMPLES = {"audio": 46080, "speech": 10240}
+
+
+def visqol_min_length(sample_rate: int, mode: str = "audio") -> int:
+    """Shortest input at `sample_rate` that ViSQOL scores: it resamples to its own rate
+    (torchaudio: ceil(T * 48000 / sample_rate) samples) and needs VISQOL_MIN_SAMPLES there."""
+    return -(-VISQOL_MIN_SAMPLES[mode] * sample_rate // VISQOL_RATE[mode])
+
+
 def visqol(est: Tensor, ref: Tensor, sample_rate: int, mode: str = "audio") -> Tensor:
     """ViSQOL v3 MOS-LQO (1 to 5) through `visqol-python`, (B, C, T) or (C, T) -> ().
 
     As dac's evaluation (audiotools.metrics.quality.visqol): each item is downmixed to mono and
-    resampled to 48 kHz ("audio" mode, SVR mapping) or 16 kHz ("speech" mode). Slow: pure
-    Python. Raises ImportError when the package is missing (`pip install visqol-python`).
+    resampled to 48 kHz ("audio" mode, SVR mapping) or 16 kHz ("speech" mode). Needs
+    `visqol_min_length(sample_rate, mode)` samples (0.96 s in audio mode). Slow: pure Python.
+    Raises ImportError when the package is missing (`pip install visqol-python`).
     """
     if not visqol_available():
         raise ImportError("ViSQOL needs the visqol-python package: pip install visqol-python")
@@ -170,7 +185,12 @@ def visqol(est: Tensor, ref: Tensor, sample_rate: int, mode: str = "audio") -> T
     if mode not in ("audio", "speech"):
         raise ValueError(f"ViSQOL mode must be 'audio' or 'speech', got {mode!r}")
     est, ref = _check(est, ref)
-    target_rate = 48000 if mode == "audio" else 16000
+    if ref.shape[-1] < (needed := visqol_min_length(sample_rate, mode)):
+        raise ValueError(
+            f"too few samples for ViSQOL ({mode} mode): {ref.shape[-1]} at {sample_rate} Hz, "
+            f"needs {needed} ({VISQOL_MIN_SAMPLES[mode] / VISQOL_RATE[mode]:g} s)"
+        )
+    target_rate = VISQOL_RATE[mode]
     api = VisqolApi()
     api.create(mode=mode)
     mono = [resample(x.mean(dim=1).double().cpu(), sample_rate, target_rate) for x in (est, ref)]

@@ -112,16 +112,55 @@ def test_to_json_writes_stdout(tmp_path, capsys):
 
 
 def test_experiment_writes_the_preset(tmp_path, capsys):
-    out = tmp_path / "preset.yaml"
+    out = tmp_path / "presets"
     source = CONFIGS / "encodec_musicgen_rvq.json"
     args = [str(source), "--experiment", "encodec_musicgen_rvq", "--out", str(out)]
-    assert cli(*args, capsys=capsys)[0] == 0
+    status, printed, _ = cli(*args, capsys=capsys)
+    assert status == 0
+    assert printed.split() == [
+        f"hydra.searchpath=[file://{out}]",
+        "experiment=encodec_musicgen_rvq",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SATConversionWarning)
         expected = preset(convert(load_json(source), str(source)), "encodec_musicgen_rvq")
-    assert out.read_text() == expected
+    written = out / "experiment" / "encodec_musicgen_rvq.yaml"
+    assert written.read_text() == expected
+    written.write_text("# edited\n")
     status, _, err = cli(*args, capsys=capsys)
-    assert status == 2 and "--force" in err
+    assert status == 2 and "--force" in err and written.read_text() == "# edited\n"
+    assert cli(*args, "--force", capsys=capsys)[0] == 0 and written.read_text() == expected
+
+
+@pytest.mark.slow
+def test_the_printed_experiment_override_composes(tmp_path):
+    """From a fresh folder, as a user of an installed package would: the preset goes to
+    ./experiments/, not into the package, and the printed overrides select it in audioae-train."""
+    source = CONFIGS / "dac_2048_32_vae.json"
+    proc = run_cli("audioae-convert", str(source), "--experiment", "my_dac", cwd=tmp_path)
+    written = tmp_path / "experiments" / "experiment" / "my_dac.yaml"
+    assert proc.stderr == f"wrote {written}\n" and written.is_file()
+    overrides = proc.stdout.split()
+    assert overrides == [f"hydra.searchpath=[file://{tmp_path}/experiments]", "experiment=my_dac"]
+    job = run_cli("audioae-train", *overrides, "--cfg", "job", cwd=tmp_path)
+    cfg = OmegaConf.create(job.stdout)
+    assert list(cfg.encoder.strides) == [4, 8, 8, 8] and cfg.latent_dim == 32
+    assert cfg.io_channels == 1 and cfg.sample_size == 65536 and cfg.loss.adversarial
+    assert not (tmp_path / "outputs").exists()  # --cfg job runs nothing
+
+    # a second conversion refuses to overwrite it
+    again = run_cli(
+        "audioae-convert", str(source), "--experiment", "my_dac", cwd=tmp_path, check=False
+    )
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "--force" in again.stderr
+
+
+def test_a_missing_experiment_is_an_error_not_the_default(tmp_path):
+    proc = run_cli(
+        "audioae-train", "experiment=no_such_preset", "--cfg", "job", cwd=tmp_path, check=False
+    )
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert "Could not find 'experiment/no_such_preset'" in proc.stderr
 
 
 def one_line_error(result) -> str:

@@ -4,6 +4,7 @@ chunk sizes (memory), crossfade weights."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -47,11 +48,29 @@ def test_chunked_equals_whole(model, length):
 
 
 def test_a_small_overlap_still_joins_smoothly(model):
-    # margin below the receptive field: not exact, but crossfaded (no hard cut)
-    x = torch.randn(1, 2, 64 * 8 * 6)
+    """A margin below the receptive field: not exact, but crossfaded. The largest frame-to-frame
+    jump of the error (against the whole file) at the joins is compared with a hard cut of the
+    same chunks at the same midpoints (fade 0). Measured on a 110 Hz tone, whose latents change
+    slowly: 0.0093 against 0.0155 (0.48-0.61 of it for 55-440 Hz); random noise, whose chunk-edge
+    errors dominate either way, does not separate the two."""
+    t = torch.arange(64 * 8 * 6) / 44100
+    x = 0.5 * torch.sin(2 * math.pi * 110 * t).expand(1, 2, -1).contiguous()
     ref, _ = whole(model, x)
-    err = (encode_long(model, x, 64, 16).latents - ref).abs().max()
-    assert err < 0.2 * ref.abs().max()
+    soft = encode_long(model, x, 64, 16).latents
+    assert (soft - ref).abs().max() < 0.2 * ref.abs().max()
+
+    spans = plan(ref.shape[-1], 64, 16)
+    hard, cut = torch.zeros_like(ref), Windows(spans, 0)
+    with torch.no_grad():
+        for i, (start, end) in enumerate(spans):
+            piece = model.encode(x[..., start * 8 : end * 8], sample=False).latents
+            hard[..., start:end] += piece * cut[i]
+
+    def join_step(latents):
+        step = (latents - ref).diff(dim=-1).abs().amax(dim=(0, 1))  # step t: frames t, t + 1
+        return max(step[b - 6 : b + 6].max() for b in cut.bounds)
+
+    assert join_step(soft) < 0.75 * join_step(hard)
 
 
 def test_each_chunk_is_bounded_whatever_the_length(model):

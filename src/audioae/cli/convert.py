@@ -2,9 +2,13 @@
 
 audioae-convert model_config.json                        # one line of Hydra overrides
 audioae-train $(audioae-convert model_config.json) data=audio_dir data.path=DIR
-audioae-convert model_config.json --experiment NAME      # writes experiments/NAME.yaml
-audioae-train experiment=NAME data=audio_dir data.path=DIR
+audioae-convert model_config.json --experiment NAME      # writes experiments/experiment/NAME.yaml
+audioae-train $(audioae-convert model_config.json --experiment NAME) data=audio_dir data.path=DIR
 audioae-convert --to-json outputs/DATE/TIME [--out model_config.json]
+
+--experiment prints the overrides that select the preset: `hydra.searchpath=[file:///ABS/DIR]
+experiment=NAME`, DIR being `--out` (default `./experiments`), since Hydra looks a preset up as
+`experiment/NAME.yaml` under each folder of its search path.
 
 Printed to a terminal, the overrides are quoted for pasting into a shell; captured (`$(...)`,
 a pipe, a file) they are not, since the shell does not remove quotes from a substitution.
@@ -23,7 +27,6 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from audioae.config import config_dir
 from audioae.errors import AudioAEError, ConfigError
 
 PROG = "audioae-convert"
@@ -42,14 +45,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="audioae-train $(audioae-convert model_config.json) data=audio_dir data.path=DIR",
     )
     parser.add_argument("config", nargs="?", help="stable-audio-tools model config (.json)")
-    parser.add_argument("--experiment", metavar="NAME", help="write experiments/NAME.yaml")
+    parser.add_argument(
+        "--experiment", metavar="NAME", help="write OUT/experiment/NAME.yaml (OUT: --out)"
+    )
     parser.add_argument("--force", action="store_true", help="overwrite an existing preset")
     parser.add_argument(
         "--lenient", action="store_true", help="drop unknown or unsupported keys with a warning"
     )
     parser.add_argument("--to-json", metavar="RUN", help="run folder or resolved config.yaml")
     parser.add_argument(
-        "--out", metavar="FILE", help="--to-json: write here, not stdout; --experiment: the preset"
+        "--out",
+        metavar="PATH",
+        help="--to-json: the JSON file (default stdout); --experiment: the folder to add to "
+        "hydra.searchpath (default ./experiments)",
     )
     quoting = parser.add_mutually_exclusive_group()
     quoting.add_argument("--quote", dest="quote", action="store_true", default=None)
@@ -94,21 +102,39 @@ def from_json(args: argparse.Namespace) -> None:
         name = args.experiment
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
             raise ConfigError(f"--experiment {name}: use letters, digits, '_' and '-' only")
-        target = Path(args.out) if args.out else config_dir() / "experiment" / f"{name}.yaml"
+        root = Path(args.out or "experiments").absolute()
+        target = root / "experiment" / f"{name}.yaml"
         if target.exists() and not args.force:
             raise ConfigError(f"{target} exists; --force overwrites it")
-        target.write_text(preset(conversion, name))
-        print(f"wrote {target.resolve()}; use: audioae-train experiment={name}", file=sys.stderr)
-        return
+        overrides = [f"hydra.searchpath=[{searchpath_entry(root)}]", f"experiment={name}"]
+    else:
+        overrides = conversion.overrides
     quote = sys.stdout.isatty() if args.quote is None else args.quote
     if not quote:
-        spaced = [o for o in conversion.overrides if re.search(r"\s", o)]
+        spaced = [o for o in overrides if re.search(r"\s", o)]
         if spaced:
             raise ConfigError(
-                f"{spaced[0]!r} contains whitespace, which $(...) would split; use --quote "
-                "or --experiment NAME"
+                f"{spaced[0]!r} contains whitespace, which $(...) would split; use --quote"
+                + ("" if args.experiment else " or --experiment NAME")
             )
-    print(" ".join(shlex.quote(o) if quote else o for o in conversion.overrides))
+    if args.experiment:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(preset(conversion, name))
+        print(f"wrote {target}", file=sys.stderr)
+    print(" ".join(shlex.quote(o) if quote else o for o in overrides))
+
+
+def searchpath_entry(folder: Path) -> str:
+    """`folder` as an element of the `hydra.searchpath` list: unquoted where Hydra's override
+    grammar allows, else in double quotes."""
+    url = f"file://{folder}"
+    if re.fullmatch(r"[A-Za-z0-9_/.:+@%-]+", url):
+        return url
+    if re.search(r'["\\$]', url):
+        raise ConfigError(
+            f"--out {folder}: a path with '\"', '\\' or '$' cannot be a Hydra search path"
+        )
+    return f'"{url}"'
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -45,7 +45,8 @@ METRICS = {
     "window/4, L1 of log10(clamp(mel, 1e-5)^2) + L1 of mel, summed over scales; lower is better",
     "stft": "descript-audio-codec multi-scale STFT distance: windows (2048, 512), hop window/4, "
     "L1 of log10(clamp(|X|, 1e-5)^2) + L1 of |X|, summed over scales; lower is better",
-    "visqol": "ViSQOL v3 MOS-LQO, audio mode (48 kHz mono), visqol-python; higher is better",
+    "visqol": "ViSQOL v3 MOS-LQO, audio mode (48 kHz mono), visqol-python; higher is better; "
+    "null for clips under 0.96 s, too short to score",
 }
 HEADERS = {"si_sdr": "SI-SDR dB", "mel": "mel dist", "stft": "STFT dist", "visqol": "ViSQOL"}
 # SI-SDR is never shown alone: a silent output scores 0 dB, better than many real
@@ -152,11 +153,15 @@ def groups(relative: Path) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def mean(values: list[float]) -> float:
+def mean(values: list[float | None]) -> float:
+    """The mean of the computed values (None: not computed); NaN when there are none."""
+    values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else math.nan
 
 
-def fmt(value: float, width: int) -> str:
+def fmt(value: float | None, width: int) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
     return f"{value:{width}.2f}" if math.isfinite(value) else f"{'nan':>{width}}"
 
 
@@ -220,9 +225,12 @@ def run(argv: list[str] | None) -> None:
             "mel": metrics.mel_distance(est, ref, rate),
             "stft": metrics.stft_distance(est, ref),
         }
-        if "visqol" in names:
-            values["visqol"] = metrics.visqol(est, ref, rate)
-        return {k: float(v) for k, v in values.items()}
+        if "visqol" in names:  # None (not computed) for clips too short to score
+            if ref.shape[-1] >= metrics.visqol_min_length(rate):
+                values["visqol"] = metrics.visqol(est, ref, rate)
+            else:
+                values["visqol"] = None
+        return {k: None if v is None else float(v) for k, v in values.items()}
 
     print(
         f"model: {args.checkpoint} ({rate} Hz, {model.in_channels} -> {model.out_channels} "
@@ -264,6 +272,11 @@ def run(argv: list[str] | None) -> None:
         for i, cond in enumerate(conds):
             print(table.row(f"{label} ({agg['files']})" if i == 0 else "", agg[cond], cond))
     print()
+    if "visqol" in names and (short := sum(r["model"]["visqol"] is None for r in results)):
+        visqol_note = (
+            f"ViSQOL: none for {short} file(s) under {metrics.visqol_min_length(rate) / rate:.2f}"
+            " s, the shortest it scores; its means are over the other files"
+        )
     notes = [PAIRING_NOTE, *filter(None, [visqol_note])]
     if nyquist := [c for c, hz in conditions.items() if hz is not None and hz >= rate / 2]:
         notes.append(
@@ -352,7 +365,7 @@ def write_csv(path: Path, results: list, means: dict, conds: list, names: list) 
                         cond,
                         1,
                         f"{r['seconds']:.6f}",
-                        *(repr(r[cond][k]) for k in names),
+                        *("" if r[cond][k] is None else repr(r[cond][k]) for k in names),
                     ]
                 )
         scopes = [("overall", "", means["overall"])]

@@ -40,12 +40,18 @@ def run(cfg: DictConfig) -> None:
     try:
         ckpt = train(cfg, run_dir)
     except AudioAEError as e:
-        sys.exit(f"audioae-train: {e}")
+        fail(str(e))
     if process_rank() == 0:
         print(f"run directory: {run_dir}")
         print(f"  config:      {run_dir / 'config.yaml'}")
         print(f"  tensorboard: {run_dir / 'tb'}   (tensorboard --logdir {run_dir / 'tb'})")
         print(f"  checkpoint:  {ckpt}")
+
+
+def fail(message: str) -> None:
+    """One line on stderr and exit status 2, as every audioae command (audioae/errors.py)."""
+    print(f"audioae-train: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def check_output_dirs(args: list[str]) -> None:
@@ -58,10 +64,7 @@ def check_output_dirs(args: list[str]) -> None:
         while not existing.exists():
             existing = existing.parent
         if not existing.is_dir() or not os.access(existing, os.W_OK):
-            sys.exit(
-                f"audioae-train: cannot write the run directory {d}: {existing} is not a "
-                "writable folder"
-            )
+            fail(f"cannot write the run directory {d}: {existing} is not a writable folder")
 
 
 def main() -> None:
