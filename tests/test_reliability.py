@@ -20,8 +20,8 @@ import torch
 from safetensors.torch import load_file
 
 from audioae.errors import AudioAEError, CheckpointError
+from audioae.runs import find_checkpoint
 from audioae.train import loop
-from audioae.train.checkpoint import find_checkpoint
 from audioae.train.loop import TrainingDiverged, train
 from conftest import compose_train, run_cli, scalars
 
@@ -46,14 +46,15 @@ def test_sigkill_during_a_save_keeps_the_previous_checkpoint(tmp_path):
         import sys, time, torch
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from conftest import compose_train
-        from audioae.train import checkpoint, loop
+        from audioae import runs
+        from audioae.train import loop
         real_save = torch.save
         def slow_save(obj, path, *a, **k):
             real_save(obj, path, *a, **k)
             if "step_00000002" in str(path):
                 open({str(marker)!r}, "w").close()
                 time.sleep(600)
-        checkpoint.torch.save = slow_save
+        runs.torch.save = slow_save
         cfg = compose_train("experiment=smoke", "trainer.demo_every=0", "trainer.max_steps=3",
                             "trainer.checkpoint_every=1")
         loop.train(cfg, {str(run)!r})
@@ -222,7 +223,7 @@ def test_unwritable_run_directory_is_one_clear_line(tmp_path):
 
 
 def test_full_disk_during_a_save_keeps_older_checkpoints(tmp_path, monkeypatch):
-    from audioae.train import checkpoint
+    from audioae import runs
 
     real_save = torch.save
 
@@ -231,7 +232,7 @@ def test_full_disk_during_a_save_keeps_older_checkpoints(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         real_save(obj, path, *args, **kwargs)
 
-    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    monkeypatch.setattr(runs.torch, "save", full_disk)
     cfg = compose_train(*FAST, "trainer.max_steps=2", "trainer.checkpoint_every=1")
     with pytest.raises(CheckpointError, match="No space left on device; earlier checkpoints"):
         train(cfg, tmp_path / "run")

@@ -75,10 +75,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def to_json(source: str, out: str | None) -> None:
+    from audioae import runs
     from audioae.convert import config_to_sat
 
     path = Path(source)
-    path = path / "config.yaml" if path.is_dir() else path
+    path = path / runs.CONFIG if path.is_dir() else path
     if not path.is_file():
         raise ConfigError(f"{source}: no such run folder or config file")
     cfg = OmegaConf.load(path)

@@ -140,11 +140,9 @@ def find_files(inputs: list[str]) -> tuple[Path, list[Path]]:
 
 def default_out(checkpoint: str) -> Path:
     """./eval_<name>: the run's name, with the step for a checkpoint inside checkpoints/."""
-    path = Path(checkpoint).expanduser().resolve()
-    name = path.stem if path.is_file() else path.name
-    if path.parent.name == "checkpoints":
-        name = f"{path.parent.parent.name}_{name}"
-    return Path(f"eval_{name}")
+    from audioae.runs import run_name
+
+    return Path(f"eval_{run_name(checkpoint)}")
 
 
 def groups(relative: Path) -> list[str]:

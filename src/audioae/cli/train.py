@@ -27,7 +27,8 @@ log = logging.getLogger("audioae")
 
 @hydra.main(version_base=None, config_path=str(config_dir()), config_name="train")
 def run(cfg: DictConfig) -> None:
-    from audioae.train.loop import train  # heavy imports after Hydra has parsed the CLI
+    from audioae import runs  # heavy imports after Hydra has parsed the CLI
+    from audioae.train.loop import train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if process_rank() > 0:
@@ -43,8 +44,9 @@ def run(cfg: DictConfig) -> None:
         fail(str(e))
     if process_rank() == 0:
         print(f"run directory: {run_dir}")
-        print(f"  config:      {run_dir / 'config.yaml'}")
-        print(f"  tensorboard: {run_dir / 'tb'}   (tensorboard --logdir {run_dir / 'tb'})")
+        tb = run_dir / runs.TENSORBOARD
+        print(f"  config:      {run_dir / runs.CONFIG}")
+        print(f"  tensorboard: {tb}   (tensorboard --logdir {tb})")
         print(f"  checkpoint:  {ckpt}")
 
 

@@ -21,13 +21,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from audioae import runs
 from audioae.autoencoder import AudioAutoencoder
 from audioae.errors import CheckpointError, ConfigError
 from audioae.inference.weights import load_strict, read_weights
 
-CONFIG = "config.yaml"
-WEIGHTS = "model.safetensors"
-EMA = "ema.safetensors"
+CONFIG, WEIGHTS, EMA = runs.CONFIG, runs.WEIGHTS, runs.EMA
 SAT_CONFIG = "model_config.json"
 SAT_WEIGHTS = ("model.safetensors", "model.ckpt")
 AUTOENCODER_PRETRANSFORM = "audioae.pretransforms.autoencoder.AutoencoderPretransform"
@@ -49,17 +48,6 @@ class Source:
     ema: Path | None = None
 
 
-def newest_checkpoint(run: Path) -> Path:
-    steps = sorted(
-        p
-        for p in (run / "checkpoints").glob("step_*")
-        if p.is_dir() and p.name[5:].isdigit() and (p / WEIGHTS).exists()
-    )
-    if not steps:
-        raise CheckpointError(f"{run}: a run directory without any complete checkpoint")
-    return steps[-1]
-
-
 def locate(path: str | Path) -> Source:
     """Find the config and weights files that PATH stands for."""
     path = Path(path).expanduser()
@@ -79,8 +67,8 @@ def locate(path: str | Path) -> Source:
     if (path / CONFIG).exists() and (path / WEIGHTS).exists():
         ema = path / EMA
         return Source("audioae", path / CONFIG, path / WEIGHTS, ema if ema.exists() else None)
-    if (path / "checkpoints").is_dir():
-        return locate(newest_checkpoint(path))
+    if runs.is_run(path):
+        return locate(runs.find_checkpoint(path))
     if (path / SAT_CONFIG).exists():
         for name in SAT_WEIGHTS:
             if (path / name).exists():
@@ -149,10 +137,9 @@ def read_state(source: Source, ema: bool = True) -> dict:
 
         return autoencoder_state(read_weights(source.weights), ema=ema, source=source.weights)
     if ema and source.ema is not None:
-        state = read_weights(source.ema)
-        updates = state.pop("updates", None)
-        if updates is None or int(updates) > 0:  # an EMA never updated is still the init
-            return {k.removeprefix("model."): v for k, v in state.items()}
+        averaged = runs.ema_weights(read_weights(source.ema))
+        if averaged is not None:
+            return averaged
     return read_weights(source.weights)
 
 

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torch.utils.tensorboard import SummaryWriter
 
+from audioae import runs
 from audioae.autoencoder import AudioAutoencoder
 
 
@@ -44,7 +45,7 @@ def write_demo(
     fake, _ = model(inputs, sample=False)
     model.train(was_training)
     fake = fake.float().clamp(-1, 1).cpu()
-    out = Path(run_dir) / "demos" / f"step_{step:08d}"
+    out = runs.demo_dir(run_dir, step)
     out.mkdir(parents=True, exist_ok=True)
     sr = model.sample_rate
     for i, (real, recon) in enumerate(zip(clips.cpu(), fake)):

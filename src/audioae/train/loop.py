@@ -20,21 +20,20 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import broadcast_object_list, gather_object, set_seed
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from audioae import schema
+from audioae import runs, schema
 from audioae.autoencoder import AudioAutoencoder
 from audioae.build import build, build_autoencoder
 from audioae.data.sampler import StepBatches
 from audioae.distributed import setup_from_slurm
-from audioae.errors import AudioAEError, CheckpointError, ConfigError
+from audioae.errors import AudioAEError, ConfigError
 from audioae.losses.weighting import check_weights, flatten, weighted_sum
 from audioae.memory import reuse_freed_memory
-from audioae.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from audioae.train.demo import demo_clips, write_demo
 from audioae.train.ema import EMA
 from audioae.train.scalars import Averages, Throughput
@@ -223,21 +222,21 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     # Everything that can fail on the config fails here, before any data is read.
     training = build_training(cfg, acc)
     gen, dis, losses, ema = training.gen, training.dis, training.losses, training.ema
-    resume = resume_from(cfg.resume, run_dir)
+    resume = runs.resume_from(cfg.resume, run_dir)
     if acc.is_main_process:
-        prepare_run_dir(run_dir, cfg)
+        runs.prepare_run_dir(run_dir, cfg)
     dataset = build(cfg.data, "data")
     held = held_out_data(cfg, dataset, run_dir if acc.is_main_process else None)
     val_batches = validation_batches(cfg, held) if t.val_every else []
 
-    # saved beside Accelerate's state (see train/checkpoint.py)
+    # saved beside Accelerate's state (see audioae/runs.py)
     disc = dis.module if dis is not None else None
-    modules = {k: v for k, v in (("discriminator", disc), ("ema", ema)) if v is not None}
+    modules = {k: v for k, v in (("discriminator", disc), (runs.EMA_MODULE, ema)) if v is not None}
     nets = (("generator", gen), ("discriminator", dis))
     schedulers = {k: n.sched for k, n in nets if n is not None and n.sched is not None}
     state = TrainState()
     if resume is not None:
-        saved = load_checkpoint(acc, resume, modules)
+        saved = runs.load_checkpoint(acc, resume, modules)
         state.load_state_dict(saved["loop"])
         for name, sched in schedulers.items():
             sched.load_state_dict(saved["schedulers"][name])
@@ -249,16 +248,16 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
             "loop": state.state_dict(),
             "schedulers": {k: v.state_dict() for k, v in schedulers.items()},
         }
-        return save_checkpoint(acc, run_dir, state.step, cfg, modules, saved)
+        return runs.save_checkpoint(acc, run_dir, state.step, cfg, modules, saved)
 
-    writer = SummaryWriter(str(run_dir / "tb")) if acc.is_main_process else None
+    writer = SummaryWriter(str(run_dir / runs.TENSORBOARD)) if acc.is_main_process else None
     if writer is not None:
         n_params = sum(p.numel() for p in gen.module.parameters())
         log.info("model: %.2fM parameters, run dir %s", n_params / 1e6, run_dir)
     clips = demo_clips(held, t.num_demos) if t.demo_every and acc.is_main_process else None
     batches = micro_batches(dataset, cfg, state.step * t.grad_accum, acc)
     bar = tqdm(total=t.max_steps, initial=state.step, disable=not acc.is_main_process)
-    last, good = None, find_last(run_dir)
+    last, good = None, runs.newest_checkpoint(run_dir)
     unwrap = acc.unwrap_model
     averages = Averages()  # each scalar's mean since the last log point (train/scalars.py)
     audio_per_step = t.batch_size * t.grad_accum * acc.num_processes * cfg.sample_size
@@ -315,7 +314,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     if writer is not None:
         writer.close()
     stop.forward()  # submitit's time-out signal: its requeue (rank 0 exits), now the state is saved
-    return last or find_last(run_dir)
+    return last or runs.newest_checkpoint(run_dir)
 
 
 def check_replicas(acc: Accelerator, modules: list[nn.Module], step: int) -> None:
@@ -358,25 +357,6 @@ def stop_requested(stop: StopRequest, acc: Accelerator) -> bool:
     if acc.num_processes > 1:
         flag = acc.reduce(flag, reduction="sum")
     return bool(flag.item())
-
-
-def resume_from(resume: str | None, run_dir: Path) -> Path | None:
-    """resume=PATH: that checkpoint (or its run's newest); resume=auto: the newest complete
-    checkpoint of this run directory, if any (for preempted jobs that restart themselves)."""
-    if not resume:
-        return None
-    if resume == "auto":
-        return find_last(run_dir)
-    return find_checkpoint(resume)
-
-
-def prepare_run_dir(run_dir: Path, cfg: DictConfig) -> None:
-    """Create the run directory and write the resolved config, or fail with one line."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    except OSError as e:
-        raise CheckpointError(f"cannot write the run directory {run_dir}: {e}") from None
 
 
 def train_step(
@@ -454,10 +434,3 @@ def micro_batches(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> Ite
         generator=torch.Generator().manual_seed(cfg.trainer.seed),
     )
     return iter(loader)
-
-
-def find_last(run_dir: Path) -> Path | None:
-    try:
-        return find_checkpoint(run_dir)
-    except AudioAEError:
-        return None

@@ -10,13 +10,13 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from audioae import runs
 from audioae.metrics import mel_distance, si_sdr, stft_distance
 
 log = logging.getLogger(__name__)
 
 # Held-out item numbers of the validation batches start here, beyond the demo clips (0, 1, ...).
 VAL_FIRST = 2**20
-HOLDOUT_LIST = "holdout.txt"  # in the run folder: the files of `data` never trained on
 
 
 def held_out_data(cfg: DictConfig, dataset: Dataset, run_dir: Path | None = None) -> Dataset:
@@ -27,7 +27,7 @@ def held_out_data(cfg: DictConfig, dataset: Dataset, run_dir: Path | None = None
     held = dataset.held_out(val_path)
     names = dataset.held_out_names
     if run_dir is not None and names:
-        listing = Path(run_dir) / HOLDOUT_LIST
+        listing = Path(run_dir) / runs.HOLDOUT
         listing.write_text("".join(f"{name}\n" for name in names))
         unused = " (unused beside trainer.val_path: data.holdout=0 trains on them)"
         log.info(

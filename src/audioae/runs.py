@@ -1,0 +1,197 @@
+"""The run folder: its layout, its checkpoints, and finding the newest complete one.
+
+Training writes it, and inference, evaluation, export and conversion read it; this module is
+the only one that knows its file names (as torchtune's checkpointer owns its files).
+
+    RUN/config.yaml                 the fully resolved config
+    RUN/tb/                         TensorBoard event files
+    RUN/holdout.txt                 the data files never trained on (train/validate.py)
+    RUN/demos/step_00000100/        demo WAVs (train/demo.py)
+    RUN/checkpoints/step_00000100/  Accelerate's `save_state`: model.safetensors (the
+                                    autoencoder), optimizer and RNG states; ours:
+                                    discriminator.safetensors, ema.safetensors, state.pt (step
+                                    counters, schedulers), config.yaml
+
+An export (`audioae-export`) has the checkpoint's `config.yaml` and `model.safetensors`.
+
+A checkpoint is written into `step_N.tmp` and renamed into place, so a `step_N` folder is
+complete; `find_checkpoint` also requires the files a complete one has (`COMPLETE`), so a folder
+copied or pruned by hand is passed over rather than half-loaded.
+
+Nothing here is loaded by unpickling arbitrary objects: weights are safetensors, the rest is
+read with `torch.load(weights_only=True)` (Accelerate's own loader does the same). We do not use
+`register_for_checkpointing`, whose files Accelerate loads with `weights_only=False`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from audioae.errors import AudioAEError, CheckpointError
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+CONFIG = "config.yaml"
+TENSORBOARD = "tb"
+HOLDOUT = "holdout.txt"
+DEMOS = "demos"
+CHECKPOINTS = "checkpoints"
+WEIGHTS = "model.safetensors"  # the autoencoder, written by Accelerate's save_state
+STATE = "state.pt"
+EMA_MODULE = "ema"  # saved as ema.safetensors: the EMA module's state dict
+EMA = f"{EMA_MODULE}.safetensors"
+COMPLETE = (WEIGHTS, STATE, CONFIG)  # what every checkpoint folder holds
+_STEP = "step_"
+
+
+def step_name(step: int) -> str:
+    """The folder name of a step's checkpoint or demos: step_00000100."""
+    return f"{_STEP}{step:08d}"
+
+
+def step_of(name: str) -> int | None:
+    """The step of a `step_name`, None for any other name (step_N.tmp, step_N.old, ...)."""
+    digits = name[len(_STEP) :]
+    return int(digits) if name.startswith(_STEP) and digits.isdigit() else None
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / step_name(step)
+
+
+def demo_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / DEMOS / step_name(step)
+
+
+def is_run(path: Path) -> bool:
+    """Whether `path` is a run folder (it has checkpoints/, complete ones or not)."""
+    return (Path(path) / CHECKPOINTS).is_dir()
+
+
+def is_complete(folder: Path) -> bool:
+    return all((Path(folder) / name).exists() for name in COMPLETE)
+
+
+def run_name(path: str | Path) -> str:
+    """A short name for a model path: the run's folder name, with the step for a checkpoint
+    inside a run (RUN_step_00000100), or a file's stem."""
+    path = Path(path).expanduser().resolve()
+    name = path.stem if path.is_file() else path.name
+    if path.parent.name == CHECKPOINTS:
+        name = f"{path.parent.parent.name}_{name}"
+    return name
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """PATH itself when it is a complete checkpoint folder, else the newest complete checkpoint
+    of the run folder PATH (or of a `checkpoints/` folder)."""
+    path = Path(path).expanduser()
+    if is_complete(path):
+        return path
+    folder = path / CHECKPOINTS if is_run(path) else path
+    steps = {step: p for p in folder.glob(f"{_STEP}*") if (step := step_of(p.name)) is not None}
+    complete = [steps[s] for s in sorted(steps) if is_complete(steps[s])]
+    if not complete:
+        raise CheckpointError(f"{path}: no complete checkpoint (checkpoints/step_N with {WEIGHTS})")
+    return complete[-1]
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of `run_dir`, None when there is none yet."""
+    try:
+        return find_checkpoint(run_dir)
+    except AudioAEError:
+        return None
+
+
+def resume_from(resume: str | None, run_dir: Path) -> Path | None:
+    """resume=PATH: that checkpoint (or its run's newest); resume=auto: the newest complete
+    checkpoint of this run directory, if any (for preempted jobs that restart themselves)."""
+    if not resume:
+        return None
+    if resume == "auto":
+        return newest_checkpoint(run_dir)
+    try:
+        return find_checkpoint(resume)
+    except CheckpointError as e:
+        raise CheckpointError(f"resume: {e}") from None
+
+
+def prepare_run_dir(run_dir: Path, cfg: DictConfig) -> None:
+    """Create the run directory and write the resolved config, or fail with one line."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot write the run directory {run_dir}: {e}") from None
+
+
+def save_checkpoint(
+    acc: Accelerator,
+    run_dir: Path,
+    step: int,
+    cfg: DictConfig,
+    modules: dict[str, nn.Module],
+    state: dict,
+) -> Path:
+    """Write checkpoints/step_N into a temporary folder, then rename it into place, so that a
+    crash during the save leaves earlier checkpoints untouched. `modules` are saved as
+    NAME.safetensors, `state` (plain Python data and tensors) as state.pt."""
+    final = checkpoint_dir(run_dir, step)
+    tmp = final.with_name(final.name + ".tmp")
+    try:
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        if acc.is_main_process:
+            for name, module in modules.items():
+                tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+                save_file(tensors, tmp / f"{name}.safetensors")
+            torch.save(state, tmp / STATE)
+            OmegaConf.save(cfg, tmp / CONFIG, resolve=True)
+            if final.exists():  # re-saving the same step (e.g. after a resume): replace it
+                old = final.with_name(final.name + ".old")
+                final.rename(old)
+                tmp.rename(final)
+                shutil.rmtree(old)
+            else:
+                tmp.rename(final)
+    except OSError as e:  # full disk, unwritable folder: keep every complete checkpoint
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"cannot write checkpoint {final}: {e.strerror or e}; earlier checkpoints are kept"
+        ) from None
+    acc.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(acc: Accelerator, path: Path, modules: dict[str, nn.Module]) -> dict:
+    """Restore what `save_checkpoint` wrote; returns its `state`."""
+    acc.load_state(str(path))
+    for name, module in modules.items():
+        file = path / f"{name}.safetensors"
+        if not file.exists():
+            raise CheckpointError(f"{path}: no {file.name} (was the run configured differently?)")
+        module.load_state_dict(load_file(file))  # copied onto the module's device
+    return torch.load(path / STATE, weights_only=True)
+
+
+def ema_weights(ema_state: dict[str, Tensor]) -> dict[str, Tensor] | None:
+    """The autoencoder state dict inside an EMA file (train/ema.py's `EMA`: the average as
+    `model.*`, the update count as `updates`), or None when the EMA was never updated, since
+    its weights are then still the initialisation."""
+    state = dict(ema_state)
+    updates = state.pop("updates", None)
+    if updates is not None and int(updates) == 0:
+        return None
+    return {k.removeprefix("model."): v for k, v in state.items()}
