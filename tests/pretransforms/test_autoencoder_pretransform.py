@@ -11,7 +11,7 @@ from audioae.build import build_autoencoder
 from audioae.cli.export import export
 from audioae.errors import CheckpointError, ConfigError
 from audioae.inference import load_model
-from audioae.pretransforms.autoencoder import AutoencoderPretransform
+from audioae.inference.loading import autoencoder_pretransform
 from conftest import compose_train, run_cli
 from inference.inference_helpers import (  # noqa: F401
     one_thread,
@@ -28,7 +28,7 @@ def inner(tmp_path_factory):
 
 
 def test_encode_decode_are_the_inner_model_scaled(inner):
-    pre = AutoencoderPretransform(path=str(inner), scale=2.0, sample_rate=16000)
+    pre = autoencoder_pretransform(path=str(inner), scale=2.0, sample_rate=16000)
     model, _ = load_model(inner)
     assert (pre.io_channels, pre.encoded_channels, pre.downsampling_ratio) == (2, 8, 8)
     x = torch.randn(1, 2, 1024)
@@ -56,13 +56,31 @@ def test_outer_model_accounts_for_the_pretransform(inner):
     assert model.encoder.layers[0].weight_v.grad is not None
 
 
+def test_training_reads_the_inner_checkpoint_once_and_the_ema_is_a_copy(inner, monkeypatch):
+    from accelerate import Accelerator
+
+    from audioae.inference import loading
+    from audioae.train.loop import build_training
+
+    loads = []
+    real = loading.load_model
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    overrides = ("experiment=smoke", "pretransform=autoencoder", f"pretransform.path={inner}")
+    training = build_training(compose_train(*overrides), Accelerator(cpu=True))
+    assert len(loads) == 1
+    online, averaged = training.gen.module.state_dict(), training.ema.model.state_dict()
+    assert online.keys() == averaged.keys()
+    for key, value in online.items():
+        assert torch.equal(value, averaged[key]) and value.data_ptr() != averaged[key].data_ptr()
+
+
 def test_configuration_errors(inner, tmp_path):
     with pytest.raises(ConfigError, match="exactly one"):
-        AutoencoderPretransform()
+        autoencoder_pretransform()
     with pytest.raises(ConfigError, match="16000 Hz but sample_rate=44100"):
-        AutoencoderPretransform(path=str(inner), sample_rate=44100)
+        autoencoder_pretransform(path=str(inner), sample_rate=44100)
     with pytest.raises(CheckpointError, match="no such file"):
-        AutoencoderPretransform(path=str(tmp_path / "nowhere"))
+        autoencoder_pretransform(path=str(tmp_path / "nowhere"))
 
 
 @pytest.mark.slow

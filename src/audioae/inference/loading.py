@@ -12,10 +12,15 @@ EMA weights are used when the checkpoint has them (`ema.safetensors`, or the ref
 `autoencoder_ema.ema_model.*`), since they are the ones meant for inference; `ema=False` takes the
 online weights. Loading is strict: a missing, unexpected or mis-shaped key is an error listing
 them all.
+
+`autoencoder_pretransform` is the config's way to put a trained model in front of another one
+(conf/pretransform/autoencoder.yaml targets it): it loads the model and hands it to the
+component (audioae.pretransforms.autoencoder), which loads nothing itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from audioae import runs
 from audioae.autoencoder import AudioAutoencoder
+from audioae.build import build_autoencoder
 from audioae.errors import CheckpointError, ConfigError
 from audioae.inference.weights import load_strict, read_weights
+from audioae.pretransforms.autoencoder import AutoencoderPretransform
 
 CONFIG, WEIGHTS, EMA = runs.CONFIG, runs.WEIGHTS, runs.EMA
 SAT_CONFIG = "model_config.json"
 SAT_WEIGHTS = ("model.safetensors", "model.ckpt")
-AUTOENCODER_PRETRANSFORM = "audioae.pretransforms.autoencoder.AutoencoderPretransform"
 
 # The keys of a train config that describe the model (what build_autoencoder reads).
 MODEL_KEYS = (
@@ -115,7 +121,7 @@ def inline_pretransform(cfg: DictConfig, origin: Path | str) -> DictConfig:
     it inlined the config no longer depends on the inner run's folder (exports are
     self-contained)."""
     pre = cfg.get("pretransform")
-    if not pre or pre.get("_target_") != AUTOENCODER_PRETRANSFORM or not pre.get("path"):
+    if not pre or pre.get("_target_") != LOADER or not pre.get("path"):
         return cfg
     try:
         inner = read_config(pre.path)
@@ -148,8 +154,6 @@ def load_model(
 ) -> tuple[AudioAutoencoder, DictConfig]:
     """(model in eval mode with the checkpoint's weights, its resolved config); see the module
     docstring for what PATH may be."""
-    from audioae.build import build_autoencoder
-
     source = locate(path)
     cfg = read_config(path, source)
     try:
@@ -158,3 +162,36 @@ def load_model(
         raise ConfigError(f"{source.config}: {e}") from None
     load_strict(model, read_state(source, ema), str(source.weights))
     return model.eval().to(device), cfg
+
+
+def autoencoder_pretransform(
+    path: str | None = None,
+    config: Mapping | DictConfig | None = None,
+    scale: float = 1.0,
+    sample: bool = False,
+    enable_grad: bool = False,
+    sample_rate: int | None = None,
+    ema: bool = True,
+) -> AutoencoderPretransform:
+    """A trained autoencoder as a pretransform (see AutoencoderPretransform for the others).
+
+    path: the trained model (anything `audioae-encode` accepts), loaded strictly, with its EMA
+        weights when it has them and `ema`.
+    config: instead of `path`, the inner model's config: the model is built with fresh weights,
+        which the outer checkpoint's `pretransform.model.*` then replace (`read_config` inlines
+        the config of `path` so, and exports store it)."""
+    if (path is None) == (config is None):
+        raise ConfigError(
+            "pretransform: set exactly one of pretransform.path (a trained model) and "
+            "pretransform.config (its config, as audioae-export writes it)"
+        )
+    if path is not None:
+        model, _ = load_model(path, ema=ema)
+    else:
+        model = build_autoencoder(
+            config if isinstance(config, DictConfig) else OmegaConf.create(config)
+        )
+    return AutoencoderPretransform(model, scale, sample, enable_grad, sample_rate)
+
+
+LOADER = f"{__name__}.{autoencoder_pretransform.__name__}"  # the config's _target_ for it

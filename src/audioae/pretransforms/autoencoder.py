@@ -6,19 +6,15 @@ audio autoencoder), usually frozen.
 
 `scale` should be about the latents' standard deviation so that the outer model sees unit-scale
 inputs (stable-audio-tools' docs/pretransforms.md). VAE latents are the mean unless `sample`.
-The inner model is loaded with the command-line tools' loader (`audioae.inference.load_model`):
-a run directory, checkpoint, export or imported stable-audio-tools model, strictly, EMA weights
-when present. Its state-dict keys are `pretransform.model.*` in the outer model, as in the
-reference, so the outer checkpoint holds the inner weights and exports replace `path` by the inner
-config (`config`).
+The pretransform is given the built inner model; loading it from a trained run is the job of
+`audioae.inference.loading.autoencoder_pretransform`, which the config (conf/pretransform/
+autoencoder.yaml) targets. Its state-dict keys are `pretransform.model.*` in the outer model, as
+in the reference, so the outer checkpoint holds the inner weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from omegaconf import DictConfig, OmegaConf
-from torch import Tensor
+from torch import Tensor, nn
 
 from audioae.errors import ConfigError
 from audioae.pretransforms.base import Pretransform
@@ -27,39 +23,22 @@ from audioae.pretransforms.base import Pretransform
 class AutoencoderPretransform(Pretransform):
     """(B, io_channels, T) -> (B, latent_dim, T // ratio) with a trained AudioAutoencoder.
 
-    path: the trained model (anything `audioae-encode` accepts); its weights are loaded.
-    config: the inner model's config instead of `path` (weights come from the outer checkpoint).
+    model: the inner autoencoder (encode(x, sample) -> result with .latents; decode(z)), with
+        `sample_rate`, `in_channels`, `out_channels`, `latent_dim`, `downsampling_ratio`.
     scale: latents are divided by it on encode and multiplied on decode.
     sample: draw VAE latents instead of using the mean.
     sample_rate: the outer model's sample rate, checked against the inner model's.
-    ema: with `path`, use its EMA weights when it has them.
     """
 
     def __init__(
         self,
-        path: str | None = None,
-        config: Mapping | DictConfig | None = None,
+        model: nn.Module,
         scale: float = 1.0,
         sample: bool = False,
         enable_grad: bool = False,
         sample_rate: int | None = None,
-        ema: bool = True,
     ):
         super().__init__(enable_grad)
-        from audioae.inference.loading import load_model, model_config
-
-        if (path is None) == (config is None):
-            raise ConfigError(
-                "pretransform: set exactly one of pretransform.path (a trained model) and "
-                "pretransform.config (its config, as audioae-export writes it)"
-            )
-        if path is not None:
-            model, cfg = load_model(path, ema=ema)
-        else:
-            from audioae.build import build_autoencoder
-
-            cfg = OmegaConf.create(config) if not isinstance(config, DictConfig) else config
-            model = build_autoencoder(cfg)
         if sample_rate is not None and model.sample_rate != sample_rate:
             raise ConfigError(
                 f"pretransform model runs at {model.sample_rate} Hz but sample_rate={sample_rate}; "
@@ -72,7 +51,6 @@ class AutoencoderPretransform(Pretransform):
             )
         if scale <= 0:
             raise ConfigError(f"pretransform.scale={scale}: must be positive")
-        self.config = model_config(cfg)
         self.model = model.requires_grad_(enable_grad)
         self.model.train(False)
         self.scale, self.sample = float(scale), sample

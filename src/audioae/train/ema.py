@@ -1,9 +1,8 @@
 """Exponential moving average of the autoencoder's weights (Polyak & Juditsky, 1992).
 
-The averaging is torch.optim.swa_utils' EMA update. We do not use `AveragedModel` itself: it
-deep-copies the model, which fails for weight-normalised convolutions (the old hook API that
-keeps stable-audio-tools' `weight_g`/`weight_v` names); the trainer builds the copy from the
-config instead.
+The averaging is torch.optim.swa_utils' EMA update. The trainer gives it a deep copy of the
+built model (weight-normalised nets copy through nets/weight_norm.DeepCopyable), so a
+pretransform's checkpoint is read once.
 
 The decay warms up as in ema-pytorch (used by stable-audio-tools):
     decay(n) = min(decay, 1 - n ** -power) for the n-th update (the first copies the weights),

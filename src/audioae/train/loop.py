@@ -8,6 +8,7 @@ micro-batches. Checkpoints, demos and logs are plain function calls on the main 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -184,7 +185,7 @@ def build_training(
             stacklevel=2,
         )
     t = cfg.trainer
-    ema = EMA(build_autoencoder(cfg), **t.ema) if t.use_ema else None
+    ema = EMA(copy.deepcopy(model), **t.ema) if t.use_ema else None
     gen = make_net(model, cfg.optim.generator, "optim.generator")
     dis = make_net(disc, cfg.optim.discriminator, "optim.discriminator") if disc else None
 
