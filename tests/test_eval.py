@@ -151,6 +151,18 @@ def test_errors_are_one_line_and_exit_2(evaluated, capsys, tmp_path):
     assert "unknown condition" in fails(capsys, run, data, "--conditions", "highpass2k")
     (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     assert "cannot read audio" in fails(capsys, run, str(tmp_path / "broken.wav"))
+    # an OSError (here: --out is a file) is one line too, as in every command (cli/common.py)
+    (tmp_path / "taken").write_text("")
+    wav = str(tmp / "data" / FILES[0][0])
+    err = fails(capsys, run, wav, "--out", str(tmp_path / "taken"), "--chunk-size", "0")
+    assert "taken" in err and len(err.strip().splitlines()) == 1
+    # --chunk-size below twice the default overlap lowers the overlap, as audioae-encode does
+    report = tmp_path / "small" / "results.json"
+    main([run, wav, "--out", str(report.parent), "--chunk-size", "40", "--no-visqol"])
+    assert (
+        json.loads(report.read_text())["chunk_size"],
+        json.loads(report.read_text())["overlap"],
+    ) == (40, 20)
 
 
 def test_default_output_folder_names_the_run_and_step(tmp_path):

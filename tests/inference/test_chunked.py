@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from audioae.errors import ConfigError
-from audioae.inference import decode_long, encode_long
-from audioae.inference.chunked import Windows, plan
+from audioae.inference import chunked, decode_long, encode_long
+from audioae.inference.chunked import WHOLE, Windows, chunking, plan
 from inference.inference_helpers import one_thread, smoke_model  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -139,3 +139,14 @@ def test_plan_covers_with_enough_overlap():
 def test_bad_chunking_is_a_config_error(model):
     with pytest.raises(ConfigError, match="overlap"):
         encode_long(model, torch.randn(1, 2, 8000), 64, 40)
+
+
+def test_chunking_is_one_rule_for_every_command():
+    assert chunking() == (chunked.CHUNK_SIZE, chunked.OVERLAP) == (128, 32)
+    assert chunking(40) == (40, 20)  # the default overlap lowered to half a small chunk
+    assert chunking(0) == (WHOLE, 0) and chunking(0, 16) == (WHOLE, 0)  # whole files
+    assert chunking(64, 32) == (64, 32) and chunking(10, 0) == (10, 0)
+    with pytest.raises(ConfigError, match="overlap=8: must be between 0 and half"):
+        chunking(10, 8)
+    with pytest.raises(ConfigError, match="chunk_size=-1"):
+        chunking(-1)

@@ -12,10 +12,10 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
-from audioae.cli.export import export
 from audioae.convert import config_to_sat
 from audioae.errors import CheckpointError
 from audioae.inference import load_model, read_weights, state_hash
+from audioae.inference.export import export
 from conftest import run_cli
 from inference.inference_helpers import (  # noqa: F401
     one_thread,

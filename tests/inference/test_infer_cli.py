@@ -161,6 +161,17 @@ def test_errors_are_one_line_with_status_2(run, files, tmp_path, capsys):
         assert len(err.splitlines()) == 1, err
 
 
+def test_small_chunks_lower_the_default_overlap_as_eval_does(run, files, tmp_path):
+    """--chunk-size 40 without --overlap: the default 32 is lowered to 20, half the chunk
+    (inference.chunked.chunking, shared with audioae-eval); an explicit one is checked."""
+    out = tmp_path / "lat"
+    args = (str(run), str(files[0]), "--out", str(out), "--device", "cpu", "--chunk-size", "40")
+    assert invoke(encode_main, *args) == 0
+    meta = json.loads((out / f"{files[0].stem}.json").read_text())
+    assert (meta["chunk_size"], meta["overlap"]) == (40, 20)
+    assert invoke(encode_main, *args, "--overlap", "21") == 2
+
+
 @pytest.mark.slow
 def test_reconstruct_a_stereo_file_through_a_mono_in_model(tmp_path_factory, tmp_path):
     """The encoder gets the file's channel mean, by the rule training uses; a

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from audioae.build import build_autoencoder
-from audioae.cli.export import export
 from audioae.errors import CheckpointError, ConfigError
 from audioae.inference import load_model
+from audioae.inference.export import export
 from audioae.inference.loading import autoencoder_pretransform
 from conftest import compose_train, run_cli
 from inference.inference_helpers import (  # noqa: F401
@@ -66,7 +66,8 @@ def test_training_reads_the_inner_checkpoint_once_and_the_ema_is_a_copy(inner, m
     real = loading.load_model
     monkeypatch.setattr(loading, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
     overrides = ("experiment=smoke", "pretransform=autoencoder", f"pretransform.path={inner}")
-    training = build_training(compose_train(*overrides), Accelerator(cpu=True))
+    cfg = compose_train(*overrides, "trainer.use_ema=true")
+    training = build_training(cfg, Accelerator(cpu=True))
     assert len(loads) == 1
     online, averaged = training.gen.module.state_dict(), training.ema.model.state_dict()
     assert online.keys() == averaged.keys()

@@ -27,14 +27,15 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from audioae.errors import AudioAEError, ConfigError
+from audioae.cli.common import STATUS, run_command
+from audioae.errors import ConfigError
 
 PROG = "audioae-convert"
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, status 2, like every other failure
-        self.exit(2, f"{PROG}: {message} (see {PROG} --help)\n")
+        self.exit(STATUS, f"{PROG}: {message} (see {PROG} --help)\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -140,7 +141,12 @@ def searchpath_entry(folder: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    error = None
+    run_command(PROG, lambda: convert_with_warnings(args))
+
+
+def convert_with_warnings(args: argparse.Namespace) -> None:
+    """to_json or from_json; the converter's warnings are printed as `PROG: warning: ...`
+    lines (before an error, if one follows)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -148,18 +154,12 @@ def main(argv: list[str] | None = None) -> None:
                 to_json(args.to_json, args.out)
             else:
                 from_json(args)
-        except AudioAEError as e:
-            error = str(e)
-        except Exception as e:  # a bug: still one line, saying what to report
-            error = f"internal error: {type(e).__name__}: {e}"
-    from audioae.convert import SATConversionWarning
+        finally:
+            from audioae.convert import SATConversionWarning
 
-    for warning in caught:
-        if issubclass(warning.category, SATConversionWarning):
-            print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
-    if error is not None:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        sys.exit(2)
+            for warning in caught:
+                if issubclass(warning.category, SATConversionWarning):
+                    print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from audioae.cli.common import fail, run_command
 from audioae.config import config_dir
 from audioae.distributed import process_rank
-from audioae.errors import AudioAEError
 
 log = logging.getLogger("audioae")
+PROG = "audioae-train"
 
 
 @hydra.main(version_base=None, config_path=str(config_dir()), config_name="train")
@@ -38,22 +39,13 @@ def run(cfg: DictConfig) -> None:
         for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
             root.removeHandler(handler)
             handler.close()
-    try:
-        ckpt = train(cfg, run_dir)
-    except AudioAEError as e:
-        fail(str(e))
+    ckpt = run_command(PROG, lambda: train(cfg, run_dir))
     if process_rank() == 0:
         print(f"run directory: {run_dir}")
         tb = run_dir / runs.TENSORBOARD
         print(f"  config:      {run_dir / runs.CONFIG}")
         print(f"  tensorboard: {tb}   (tensorboard --logdir {tb})")
         print(f"  checkpoint:  {ckpt}")
-
-
-def fail(message: str) -> None:
-    """One line on stderr and exit status 2, as every audioae command (audioae/errors.py)."""
-    print(f"audioae-train: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def check_output_dirs(args: list[str]) -> None:
@@ -66,7 +58,7 @@ def check_output_dirs(args: list[str]) -> None:
         while not existing.exists():
             existing = existing.parent
         if not existing.is_dir() or not os.access(existing, os.W_OK):
-            fail(f"cannot write the run directory {d}: {existing} is not a writable folder")
+            fail(PROG, f"cannot write the run directory {d}: {existing} is not a writable folder")
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ validation use, or of every file under ``path`` (a held-out folder); and ``held_
 the files it keeps out of training ([] when it has none).
 """
 
-from audioae.data.audio_dir import AudioDir, DataError
+from audioae.data.audio_dir import EXTENSIONS, AudioDir, DataError, find_audio
 from audioae.data.sampler import StepBatches
 from audioae.data.synthetic import SyntheticMusic
 
-__all__ = ["AudioDir", "DataError", "StepBatches", "SyntheticMusic"]
+__all__ = ["EXTENSIONS", "AudioDir", "DataError", "StepBatches", "SyntheticMusic", "find_audio"]

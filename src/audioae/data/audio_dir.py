@@ -62,10 +62,13 @@ class _File(NamedTuple):
     channels: int
 
 
-def _scan(root: str, extensions: frozenset[str]) -> list[str]:
+EXTENSIONS = ("wav", "flac", "ogg", "mp3")  # searched by default
+
+
+def find_audio(root: str, extensions: Sequence[str] = EXTENSIONS) -> list[str]:
     """Files under root whose extension (case-insensitive) is listed; hidden names skipped;
     symlinked folders followed once; sorted by relative path."""
-    found, seen = [], set()
+    found, seen, wanted = [], set(), {e.lower().lstrip(".") for e in extensions}
     for folder, dirs, names in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:  # a symlink cycle
@@ -75,7 +78,7 @@ def _scan(root: str, extensions: frozenset[str]) -> list[str]:
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in names:
             ext = os.path.splitext(name)[1][1:].lower()
-            if not name.startswith(".") and ext in extensions:
+            if not name.startswith(".") and ext in wanted:
                 found.append(os.path.join(folder, name))
     return sorted(found, key=lambda p: os.path.relpath(p, root))
 
@@ -129,7 +132,7 @@ def _usable(path: str, extensions: tuple[str, ...]) -> list[_File]:
         raise MissingDataError(f"AudioDir: data folder not found: {path}")
     if not os.path.isdir(root):
         raise DataError(f"AudioDir: data path is not a folder: {path}")
-    candidates = _scan(root, frozenset(extensions))
+    candidates = find_audio(root, extensions)
     files = []
     for file in candidates:
         try:
@@ -190,7 +193,7 @@ class AudioDir(Dataset[torch.Tensor]):
         channels: int,
         sample_size: int,
         seed: int = 0,
-        extensions: Sequence[str] = ("wav", "flac", "ogg", "mp3"),
+        extensions: Sequence[str] = EXTENSIONS,
         silence_db: float = -60.0,
         max_tries: int = 10,
         holdout: float = 0,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,27 @@ from audioae.memory import reuse_freed_memory
 
 CHUNK_SIZE = 128  # latent frames; 128 frames x 2048 = 6 s at 44.1 kHz for the SA 2.0 VAE
 OVERLAP = 32
+WHOLE = sys.maxsize // 2  # a chunk size no file reaches: the whole file at once
+
+
+def chunking(chunk_size: int | None = None, overlap: int | None = None) -> tuple[int, int]:
+    """The (chunk_size, overlap) in latent frames to run with, one rule for every command.
+
+    chunk_size: None for CHUNK_SIZE; 0 for whole files (one chunk, no overlap).
+    overlap: None for OVERLAP, lowered to half the chunk size when the chunks are small; a
+    given overlap must be 0 <= overlap <= chunk_size / 2."""
+    if chunk_size is not None and chunk_size < 0:
+        raise ConfigError(f"chunk_size={chunk_size}: must be >= 0 (0: whole files)")
+    if chunk_size == 0:
+        return WHOLE, 0
+    chunk = CHUNK_SIZE if chunk_size is None else chunk_size
+    if overlap is None:
+        return chunk, min(OVERLAP, chunk // 2)
+    if overlap < 0 or 2 * overlap > chunk:
+        raise ConfigError(
+            f"overlap={overlap}: must be between 0 and half the chunk size ({chunk} frames)"
+        )
+    return chunk, overlap
 
 
 @dataclass

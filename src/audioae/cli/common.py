@@ -1,0 +1,87 @@
+"""What every command shares: the error policy and the device and chunking options.
+
+Errors the user can fix (AudioAEError: bad input, config or checkpoint; OSError: a missing or
+unwritable file, a full disk) are one line `PROG: message` on stderr and exit status 2 (as
+argparse's own usage errors); Ctrl-C exits with 130. Any other exception is unexpected (a bug,
+or e.g. CUDA out of memory): one line too, with its type, so that it can be reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable
+from typing import TypeVar
+
+from audioae.errors import AudioAEError
+
+STATUS = 2  # every command's exit status for a one-line error
+T = TypeVar("T")
+
+
+def fail(prog: str, message: str) -> None:
+    print(f"{prog}: {message}", file=sys.stderr)
+    sys.exit(STATUS)
+
+
+def one_line(error: BaseException) -> str:
+    """The message of a user-facing error (AudioAEError or OSError) as one line."""
+    if isinstance(error, OSError):
+        return f"{error.filename or ''}: {error.strerror or error}".removeprefix(": ")
+    return str(error).strip().replace("\n", " ")
+
+
+def run_command(prog: str, body: Callable[[], T]) -> T:
+    """body(), with the error policy of the module docstring."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        return body()
+    except (AudioAEError, OSError) as e:
+        fail(prog, one_line(e))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:
+        fail(prog, f"unexpected error: {type(e).__name__}: {one_line(e)}")
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
+
+
+def parse_device(name: str):
+    """A torch.device from --device: auto is CUDA when available, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AudioAEError(f"--device {name}: not a device (cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AudioAEError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def add_chunk_options(p: argparse.ArgumentParser) -> None:
+    from audioae.inference.chunked import CHUNK_SIZE, OVERLAP
+
+    p.add_argument(
+        "--chunk-size",
+        type=int,
+        help=f"latent frames per chunk (default {CHUNK_SIZE}); 0: whole files at once",
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        help=f"latent frames shared by neighbouring chunks (default {OVERLAP}, at most half the "
+        "chunk size); a quarter of it should cover the network's receptive field",
+    )
+
+
+def parse_chunking(args: argparse.Namespace) -> tuple[int, int]:
+    """(chunk_size, overlap) from --chunk-size and --overlap, by inference.chunked.chunking."""
+    from audioae.inference.chunked import chunking
+
+    return chunking(args.chunk_size, args.overlap)

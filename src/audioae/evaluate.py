@@ -1,0 +1,333 @@
+"""Reconstruction quality of a model on audio files (`audioae-eval`, cli/eval.py).
+
+Every file is read (soundfile), resampled and channel-converted to the model's rate and channels
+(audioae.inference.audio), reconstructed deterministically (VAE mean) in overlapping chunks by
+audioae.inference's encode_long/decode_long (zero-padded to the downsampling ratio and trimmed
+back), and compared with that converted input by audioae.metrics: SI-SDR, descript-audio-codec's
+mel and multi-scale STFT distances and, when visqol-python is installed, ViSQOL. Reference
+conditions on the same files give the numbers a scale: `identity` (the input itself: the best
+possible) and `lowpassNk` (a zero-phase low-pass at N kHz: a band-limited but otherwise perfect
+reconstruction).
+
+Means are reported overall and for every sub-folder: names are relative to the deepest folder
+that holds all inputs (a DIR argument itself), and a file counts towards each folder above it
+(music/test/x.wav towards music/test and music). Means of SI-SDR are means of the dB values, as
+dac's evaluation reports them. Outputs: a table on the terminal, results.json (everything, with
+the definitions) and results.csv (one row per file or mean and condition) in --out.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from audioae import metrics
+from audioae.data import EXTENSIONS, find_audio
+from audioae.errors import AudioAEError
+from audioae.inference import decode_long, encode_long, load_model, optimize_for_inference
+from audioae.inference.audio import read_audio, to_model
+from audioae.inference.chunked import CHUNK_SIZE, OVERLAP, WHOLE
+
+METRICS = {
+    "si_sdr": "SI-SDR in dB (torchmetrics, no mean removal), mean over channels; higher is better",
+    "mel": "descript-audio-codec mel distance: n_mels (150, 80), windows (2048, 512), hop "
+    "window/4, L1 of log10(clamp(mel, 1e-5)^2) + L1 of mel, summed over scales; lower is better",
+    "stft": "descript-audio-codec multi-scale STFT distance: windows (2048, 512), hop window/4, "
+    "L1 of log10(clamp(|X|, 1e-5)^2) + L1 of |X|, summed over scales; lower is better",
+    "visqol": "ViSQOL v3 MOS-LQO, audio mode (48 kHz mono), visqol-python; higher is better; "
+    "null for clips under 0.96 s, too short to score",
+}
+HEADERS = {"si_sdr": "SI-SDR dB", "mel": "mel dist", "stft": "STFT dist", "visqol": "ViSQOL"}
+# SI-SDR is never shown alone: a silent output scores 0 dB, better than many real
+# reconstructions, while its mel and STFT distances are large. Every row shows all three.
+PAIRING_NOTE = (
+    "SI-SDR is always read with the mel and STFT distances: a silent output scores 0 dB SI-SDR "
+    "(better than many real reconstructions) but large spectral distances."
+)
+
+
+class EvalError(AudioAEError):
+    """A problem with the command's inputs; reported as one line."""
+
+
+def parse_conditions(text: str) -> dict[str, float | None]:
+    """{"identity": None, "lowpass4k": 4000.0, ...} from "identity,lowpass4k"."""
+    conditions: dict[str, float | None] = {}
+    for name in filter(None, (c.strip() for c in text.split(","))):
+        if name == "identity":
+            conditions[name] = None
+        elif m := re.fullmatch(r"lowpass(\d+(?:\.\d+)?)k", name):
+            conditions[name] = float(m.group(1)) * 1000
+        else:
+            raise EvalError(
+                f"unknown condition {name!r}: use identity or lowpassNk (e.g. lowpass4k)"
+            )
+    return conditions
+
+
+def find_files(inputs: list[str]) -> tuple[Path, list[Path]]:
+    """(root, files): every audio file named or found under a named folder, and the deepest
+    folder holding them all, against which names and sub-folders are reported."""
+    files: list[Path] = []
+    bases: list[str] = []
+    for name in inputs:
+        path = Path(os.path.abspath(os.path.expanduser(name)))  # symlinks kept: names stay
+        if path.is_dir():
+            found = [Path(f) for f in find_audio(str(path))]
+            if not found:
+                raise EvalError(
+                    f"{name}: no audio files ({', '.join(sorted(EXTENSIONS))}) in it or below"
+                )
+            files += found
+            bases.append(str(path))
+        elif path.is_file():
+            files.append(path)
+            bases.append(str(path.parent))
+        else:
+            raise EvalError(f"{name}: no such file or directory")
+    return Path(os.path.commonpath(bases)), list(dict.fromkeys(files))
+
+
+def evaluate(
+    checkpoint: str,
+    inputs: list[str],
+    out: Path,
+    conditions: str = "identity,lowpass4k,lowpass8k",
+    chunk: int = CHUNK_SIZE,
+    overlap: int = OVERLAP,
+    device: str = "cpu",
+    ema: bool = True,
+    visqol: bool = True,
+    command: str = "",
+) -> dict:
+    """Reconstruct every audio file of `inputs` (files, or folders searched recursively) with
+    the model at `checkpoint` in chunks of `chunk` latent frames (inference.chunked), measure
+    it and the reference `conditions` (see the module docstring), print the table, write
+    out/results.json and out/results.csv; returns the report (results.json's content)."""
+    conds_hz = parse_conditions(conditions)
+    root, files = find_files(inputs)
+    model, _ = load_model(checkpoint, ema=ema, device=device)
+    optimize_for_inference(model)  # same outputs, less work (audioae/inference/fast.py)
+    rate, ratio = model.sample_rate, model.downsampling_ratio
+    names = ["si_sdr", "mel", "stft"]
+    visqol_note = None
+    if not visqol:
+        visqol_note = "ViSQOL: skipped (--no-visqol)"
+    elif metrics.visqol_available():
+        names.append("visqol")
+    else:
+        visqol_note = "ViSQOL: not computed (optional: pip install visqol-python)"
+
+    def measure(est: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
+        short = metrics.min_length() - ref.shape[-1]
+        if short > 0:  # the 2048-sample STFT needs 1025 samples; pad both alike
+            est, ref = (torch.nn.functional.pad(x, (0, short)) for x in (est, ref))
+        values = {
+            "si_sdr": metrics.si_sdr(est, ref),
+            "mel": metrics.mel_distance(est, ref, rate),
+            "stft": metrics.stft_distance(est, ref),
+        }
+        if "visqol" in names:  # None (not computed) for clips too short to score
+            if ref.shape[-1] >= metrics.visqol_min_length(rate):
+                values["visqol"] = metrics.visqol(est, ref, rate)
+            else:
+                values["visqol"] = None
+        return {k: None if v is None else float(v) for k, v in values.items()}
+
+    print(
+        f"model: {checkpoint} ({rate} Hz, {model.in_channels} -> {model.out_channels} "
+        f"channels, ratio {ratio}, {device}); {len(files)} file(s) under {root}"
+    )
+    table = Table(names)
+    print(table.header("file (model reconstruction)"))
+    results = []
+    start = time.perf_counter()
+    for path in files:
+        audio, file_rate = read_audio(path)
+        # input and reference by the training rule (AudioAutoencoder.inputs_and_targets)
+        x, ref = model.inputs_and_targets(
+            to_model(audio, file_rate, rate, model.data_channels, str(path))
+        )
+        enc = encode_long(model, x[None].to(device), chunk, overlap)
+        est = decode_long(model, enc.latents, enc.length, chunk, overlap)[0]
+        rel = path.relative_to(root)
+        entry = {
+            "file": rel.as_posix(),
+            "folder": rel.parent.as_posix(),
+            "seconds": ref.shape[-1] / rate,
+            "file_sample_rate": file_rate,
+            "file_channels": audio.shape[0],
+            "model": measure(est.float(), ref),
+        }
+        for cond, hz in conds_hz.items():
+            degraded = ref if hz is None else metrics.lowpass(ref, rate, hz)
+            entry[cond] = measure(degraded, ref)
+        results.append(entry)
+        print(table.row(entry["file"], entry["model"]), flush=True)
+    elapsed = time.perf_counter() - start
+
+    conds = ["model", *conds_hz]
+    means = summarise(results, conds, names)
+    print()
+    print(table.header("means", conditions=True))
+    for label, agg in [("overall", means["overall"]), *means["folders"].items()]:
+        for i, cond in enumerate(conds):
+            print(table.row(f"{label} ({agg['files']})" if i == 0 else "", agg[cond], cond))
+    print()
+    if "visqol" in names and (short := sum(r["model"]["visqol"] is None for r in results)):
+        visqol_note = (
+            f"ViSQOL: none for {short} file(s) under {metrics.visqol_min_length(rate) / rate:.2f}"
+            " s, the shortest it scores; its means are over the other files"
+        )
+    notes = [PAIRING_NOTE, *filter(None, [visqol_note])]
+    if nyquist := [c for c, hz in conds_hz.items() if hz is not None and hz >= rate / 2]:
+        notes.append(
+            f"{', '.join(nyquist)}: cutoff at or above the model's Nyquist ({rate / 2:g} Hz), "
+            "so the same as identity"
+        )
+    print("\n".join(notes))
+
+    report = {
+        "command": command,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "checkpoint": str(checkpoint),
+        "model": {
+            "sample_rate": rate,
+            "in_channels": model.in_channels,
+            "out_channels": model.out_channels,
+            "downsampling_ratio": ratio,
+            "ema": ema,
+        },
+        "root": str(root),
+        "device": str(device),
+        "chunk_size": 0 if chunk == WHOLE else chunk,
+        "overlap": overlap,
+        "seconds_elapsed": round(elapsed, 3),
+        "metrics": {k: METRICS[k] for k in names},
+        "conditions": {"model": "the model's reconstruction (deterministic: VAE mean)"}
+        | {c: describe(hz) for c, hz in conds_hz.items()},
+        "notes": notes,
+        "files": results,
+        "means": means,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(finite(report), indent=2) + "\n")
+    write_csv(out / "results.csv", results, means, conds, names)
+    print(f"results: {out / 'results.json'}, {out / 'results.csv'} ({elapsed:.1f} s)")
+    return report
+
+
+def describe(cutoff_hz: float | None) -> str:
+    if cutoff_hz is None:
+        return "the input itself"
+    return f"zero-phase windowed-sinc low-pass at {cutoff_hz:g} Hz (audioae.metrics.lowpass)"
+
+
+def summarise(results: list[dict], conds: list[str], names: list[str]) -> dict:
+    """{"overall": means, "folders": {folder: means}}; a file counts towards every folder
+    above it."""
+    folders = sorted({g for r in results for g in groups(Path(r["file"]))})
+    return {
+        "overall": aggregate(results, conds, names),
+        "folders": {
+            f: aggregate([r for r in results if f in groups(Path(r["file"]))], conds, names)
+            for f in folders
+        },
+    }
+
+
+def aggregate(entries: list[dict], conds: list[str], names: list[str]) -> dict:
+    agg: dict = {"files": len(entries), "seconds": sum(e["seconds"] for e in entries)}
+    for cond in conds:
+        agg[cond] = {k: mean([e[cond][k] for e in entries]) for k in names}
+    return agg
+
+
+def finite(obj):
+    """NaN and infinities as null: JSON has no spelling for them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def write_csv(path: Path, results: list, means: dict, conds: list, names: list) -> None:
+    """One row per (file or mean, condition); scope: file, folder or overall."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["scope", "name", "condition", "files", "seconds", *names])
+        for r in results:
+            for cond in conds:
+                w.writerow(
+                    [
+                        "file",
+                        r["file"],
+                        cond,
+                        1,
+                        f"{r['seconds']:.6f}",
+                        *("" if r[cond][k] is None else repr(r[cond][k]) for k in names),
+                    ]
+                )
+        scopes = [("overall", "", means["overall"])]
+        scopes += [("folder", name, agg) for name, agg in means["folders"].items()]
+        for scope, name, agg in scopes:
+            for cond in conds:
+                w.writerow(
+                    [
+                        scope,
+                        name,
+                        cond,
+                        agg["files"],
+                        f"{agg['seconds']:.6f}",
+                        *(repr(agg[cond][k]) for k in names),
+                    ]
+                )
+
+
+class Table:
+    """Fixed-width terminal table; every row has all metrics side by side."""
+
+    def __init__(self, names: list[str], label_width: int = 36):
+        self.names, self.width = names, label_width
+
+    def header(self, title: str, conditions: bool = False) -> str:
+        cond = f"  {'condition':<10}" if conditions else ""
+        cells = "".join(f"  {HEADERS[k]:>10}" for k in self.names)
+        line = f"{title:<{self.width}}{cond}{cells}"
+        return f"{line}\n{'-' * len(line)}"
+
+    def row(self, label: str, values: dict[str, float], condition: str | None = None) -> str:
+        if len(label) > self.width:
+            label = "..." + label[-(self.width - 3) :]
+        cond = f"  {condition:<10}" if condition is not None else ""
+        cells = "".join(f"  {fmt(values[k], 10)}" for k in self.names)
+        return f"{label:<{self.width}}{cond}{cells}"
+
+
+def groups(relative: Path) -> list[str]:
+    """The folders a file counts towards: "a/b/x.wav" -> ["a", "a/b"]."""
+    parts = relative.parent.parts
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def mean(values: list[float | None]) -> float:
+    """The mean of the computed values (None: not computed); NaN when there are none."""
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else math.nan
+
+
+def fmt(value: float | None, width: int) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    return f"{value:{width}.2f}" if math.isfinite(value) else f"{'nan':>{width}}"
