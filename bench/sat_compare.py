@@ -197,7 +197,7 @@ def ours_train(job: dict) -> dict:
             Turns.wait()  # one step per turn
             with Unit() as unit:
                 logs = training.step(step, [real], acc)
-            unit.report(kind="G" if "grad_norm/generator" in logs else "D")
+            unit.report(kind="G" if logs.generator_stepped else "D")
     return {"threads": n_threads, "peak_mb": peak_rss_mb(), "ema": training.ema is not None}
 
 

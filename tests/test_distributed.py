@@ -8,8 +8,8 @@ from torch import nn
 from audioae.config import config_dir
 from audioae.distributed import env_from_slurm, process_rank
 from audioae.errors import AudioAEError
-from audioae.train import loop
-from audioae.train.loop import tensor_digests
+from audioae.train import collectives
+from audioae.train.collectives import tensor_digests
 
 
 def test_slurm_variables_become_torch_distributed_ones():
@@ -92,8 +92,8 @@ def test_replica_check_reports_drifted_tensors_by_name(monkeypatch):
     a, b = equal_sums_different_values()
     acc = SimpleNamespace(num_processes=2)
     # process 1 holds b: what accelerate's gather_object would return on process 0
-    monkeypatch.setattr(loop, "gather_object", lambda obj: [obj[0], tensor_digests([b])])
+    monkeypatch.setattr(collectives, "gather_object", lambda obj: [obj[0], tensor_digests([b])])
     with pytest.raises(AudioAEError, match=r"step 7: .* in 1 tensors \(0\.weight\)"):
-        loop.check_replicas(acc, [a], step=7)
-    monkeypatch.setattr(loop, "gather_object", lambda obj: [obj[0], tensor_digests([a])])
-    loop.check_replicas(acc, [a], step=7)  # identical: passes
+        collectives.check_replicas(acc, [a], step=7)
+    monkeypatch.setattr(collectives, "gather_object", lambda obj: [obj[0], tensor_digests([a])])
+    collectives.check_replicas(acc, [a], step=7)  # identical: passes

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from audioae.errors import AudioAEError, CheckpointError
 from audioae.runs import find_checkpoint
-from audioae.train import loop
+from audioae.train import setup
 from audioae.train.loop import TrainingDiverged, train
 from conftest import compose_train, run_cli, scalars
 
@@ -112,15 +112,15 @@ def test_sigusr2_saves_first_then_hands_over_to_submitits_handler(tmp_path, monk
     run = tmp_path / "run"
     seen = []
     previous = signal.signal(signal.SIGUSR2, lambda *_: seen.append(find_checkpoint(run).name))
-    real_step = loop.Training.step
+    real_step = setup.Training.step
 
     def step(self, step, reals, acc):
-        logs = real_step(self, step, reals, acc)
+        result = real_step(self, step, reals, acc)
         if step == 1:  # the time-out warning arrives during the second step
             os.kill(os.getpid(), signal.SIGUSR2)
-        return logs
+        return result
 
-    monkeypatch.setattr(loop.Training, "step", step)
+    monkeypatch.setattr(setup.Training, "step", step)
     cfg = compose_train(*FAST, "trainer.max_steps=50", "trainer.checkpoint_every=50")
     try:
         last = train(cfg, run)
@@ -240,7 +240,7 @@ def test_full_disk_during_a_save_keeps_older_checkpoints(tmp_path, monkeypatch):
 
 
 def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
-    real = loop.Losses.forward
+    real = setup.Losses.forward
 
     def poisoned(self, recon, real_audio):
         out = real(self, recon, real_audio)
@@ -250,19 +250,20 @@ def test_non_finite_steps_are_skipped_then_the_run_stops(tmp_path, monkeypatch):
         return out
 
     loop_state = {"calls": 0}
-    monkeypatch.setattr(loop.Losses, "forward", poisoned)
-    real_step = loop.Training.step
+    monkeypatch.setattr(setup.Losses, "forward", poisoned)
+    real_step = setup.Training.step
     states = []  # (finite, state before, state after) of each step
 
     def recorded(self, step, reals, acc):
         model = acc.unwrap_model(self.gen.module)
         before = {k: v.clone() for k, v in model.state_dict().items()}
-        logs = real_step(self, step, reals, acc)
-        finite = all(math.isfinite(v) for v in logs.values())
-        states.append((finite, before, {k: v.clone() for k, v in model.state_dict().items()}))
-        return logs
+        result = real_step(self, step, reals, acc)
+        assert result.finite == all(math.isfinite(v) for v in result.logs.values())
+        after = {k: v.clone() for k, v in model.state_dict().items()}
+        states.append((result.finite, before, after))
+        return result
 
-    monkeypatch.setattr(loop.Training, "step", recorded)
+    monkeypatch.setattr(setup.Training, "step", recorded)
     cfg = compose_train(
         *FAST,
         "bottleneck=rvq",  # codebooks that learn in the forward pass (EMA, dead-code restarts)

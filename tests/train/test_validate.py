@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from audioae.build import build
 from audioae.inference.loading import load_model
-from audioae.train.loop import Losses
+from audioae.train.setup import Losses
 from audioae.train.validate import held_out_data, validate, validation_batches
 from conftest import ON_CPU, run_cli, scalars
 

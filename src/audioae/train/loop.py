@@ -1,48 +1,44 @@
-"""The training loop: a plain Accelerate loop, no trainer framework.
+"""The training run: a plain Accelerate loop, no trainer framework.
 
-`train(cfg, run_dir)` builds everything from the composed config and runs `max_steps`
-optimisation steps. A step updates the generator (the autoencoder), the discriminator, or
-both, as the GAN schedule says (train/schedule.py); each update sees `grad_accum`
-micro-batches. Checkpoints, demos and logs are plain function calls on the main process.
+`train(cfg, run_dir)` builds everything from the composed config (train/setup.py) and runs
+`max_steps` optimisation steps (train/step.py). A step updates the generator (the
+autoencoder), the discriminator, or both, as the GAN schedule says (train/schedule.py); each
+update sees `grad_accum` micro-batches. Checkpoints (audioae/runs.py), demos, validation and
+logs are plain function calls on the main process.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import logging
-import math
 import time
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import broadcast_object_list, gather_object, set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import DictConfig
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from audioae import runs, schema
-from audioae.autoencoder import AudioAutoencoder
-from audioae.build import build, build_autoencoder
+from audioae.build import build
 from audioae.data.sampler import StepBatches
 from audioae.distributed import setup_from_slurm
-from audioae.errors import AudioAEError, ConfigError
-from audioae.losses.weighting import check_weights, flatten, weighted_sum
+from audioae.errors import AudioAEError
 from audioae.memory import reuse_freed_memory
+from audioae.train.collectives import check_replicas, stop_requested
 from audioae.train.demo import demo_clips, write_demo
-from audioae.train.ema import EMA
 from audioae.train.scalars import Averages, Throughput
-from audioae.train.schedule import GANSchedule
+from audioae.train.setup import Losses, Net, Training, build_training
 from audioae.train.signals import StopRequest
 from audioae.train.validate import held_out_data, validate, validation_batches
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Losses", "Net", "Training", "TrainingDiverged", "build_training", "train"]
 
 
 class TrainingDiverged(AudioAEError):
@@ -62,144 +58,6 @@ class TrainState:
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.skipped, self.streak = state["step"], state["skipped"], state["streak"]
-
-
-class Losses(nn.Module):
-    """The reconstruction terms of `loss.terms`, returning one flat dict of named losses."""
-
-    def __init__(self, terms: dict[str, nn.Module]):
-        super().__init__()
-        self.terms = nn.ModuleDict(terms)
-
-    @property
-    def names(self) -> list[str]:
-        return [name for term in self.terms.values() for name in term.names]
-
-    def forward(self, recon: Tensor, real: Tensor) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        for term in self.terms.values():
-            out.update(term(recon, real))
-        return out
-
-
-@dataclass
-class Net:
-    """One trained network with its optimizer, scheduler and clipping threshold."""
-
-    module: nn.Module
-    opt: torch.optim.Optimizer
-    sched: object | None
-    clip: float
-    average_grads: bool = False  # all-reduce gradients here (networks not wrapped in DDP)
-
-    def update(self, acc: Accelerator) -> float:
-        """Clip, then step if the gradients are finite. Returns the gradient norm.
-
-        Under fp16 the gradients arrive multiplied by Accelerate's loss scale: only this
-        network's optimizer is unscaled here (Accelerate's clip_grad_norm_ would unscale every
-        optimizer, so in a joint step the other network's gradients twice), and the scaler's
-        own step skips an update with inf/NaN gradients. `train_step` calls scaler.update()
-        once after every network has stepped, so both see the scale their losses were
-        multiplied by."""
-        params = [p for p in self.module.parameters() if p.grad is not None]
-        if self.average_grads and acc.num_processes > 1:
-            for p in params:
-                p.grad = acc.reduce(p.grad, reduction="mean")
-        opt = getattr(self.opt, "optimizer", self.opt)  # the torch optimizer inside Accelerate's
-        if acc.scaler is not None and params:
-            acc.scaler.unscale_(opt)
-        norm = float(nn.utils.clip_grad_norm_(params, self.clip or math.inf)) if params else 0.0
-        finite = math.isfinite(norm)
-        if acc.scaler is not None and params:
-            acc.scaler.step(opt)  # skips the update itself when a gradient is not finite
-        elif finite:
-            self.opt.step()
-        if finite and self.sched is not None:
-            self.sched.step()
-        self.opt.zero_grad(set_to_none=True)
-        return norm
-
-
-def make_net(module: nn.Module, cfg: DictConfig, key: str) -> Net:
-    opt = build(cfg.optimizer, f"{key}.optimizer")(p for p in module.parameters())
-    sched = build(cfg.scheduler, f"{key}.scheduler")(opt) if cfg.get("scheduler") else None
-    return Net(module, opt, sched, cfg.get("clip_grad_norm", 0.0))
-
-
-@dataclass
-class Training:
-    """What a training step needs, built from the config by `build_training`."""
-
-    gen: Net
-    dis: Net | None
-    losses: Losses
-    weights: dict[str, float]
-    schedule: GANSchedule
-    ema: EMA | None
-
-    def step(self, step: int, reals: list[Tensor], acc: Accelerator) -> dict[str, float]:
-        """One optimisation step (`train_step`), then the EMA update after a finite generator
-        step. Returns the scalars to log.
-
-        A step with a non-finite loss or gradient is skipped whole: the optimizers do not step
-        (Net.update), and the buffers that the forward pass updated (RVQ's EMA codebooks and
-        their counts, batch-norm statistics) are put back as they were."""
-        buffers = [b for n in (self.gen, self.dis) if n is not None for b in n.module.buffers()]
-        saved = [b.clone() for b in buffers]
-        logs = train_step(
-            step, reals, self.schedule, self.gen, self.dis, self.losses, self.weights, acc
-        )
-        finite = all(math.isfinite(v) for v in logs.values())
-        if not finite:
-            with torch.no_grad():
-                for buffer, before in zip(buffers, saved):
-                    buffer.copy_(before)
-        if finite and self.ema is not None and "grad_norm/generator" in logs:
-            self.ema.update(acc.unwrap_model(self.gen.module))
-        return logs
-
-
-def build_training(
-    cfg: DictConfig, acc: Accelerator, model: AudioAutoencoder | None = None
-) -> Training:
-    """The autoencoder (or `model`), losses, discriminator, optimizers, schedulers, schedule and
-    EMA of `cfg`, on Accelerate's device. Config errors are raised before anything is placed."""
-    schedule: GANSchedule = build(cfg.trainer.schedule, "trainer.schedule")
-    model = build_autoencoder(cfg) if model is None else model
-    losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in cfg.loss.terms.items()})
-    disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None
-    for key, term in [*losses.terms.items(), ("discriminator", disc)]:
-        shortest = getattr(term, "min_length", 0)
-        if cfg.sample_size < shortest:
-            raise ConfigError(
-                f"sample_size={cfg.sample_size} is shorter than {key} needs ({shortest} "
-                "samples, from its FFT sizes): raise sample_size or use smaller FFTs"
-            )
-    weights = flatten(cfg.loss.weights)
-    check_weights(weights, losses.names + list(disc.names if disc else ()), "loss.weights")
-    weights.update(model.bottleneck.loss_weights)
-    if schedule.encoder_freeze_on_warmup and schedule.warmup_steps == 0:
-        warnings.warn(
-            "trainer.schedule.encoder_freeze_on_warmup is set but warmup_steps is 0: "
-            "the encoder is NOT frozen (set warmup_steps > 0 to freeze it after warmup)",
-            stacklevel=2,
-        )
-    t = cfg.trainer
-    ema = EMA(copy.deepcopy(model), **t.ema) if t.use_ema else None
-    gen = make_net(model, cfg.optim.generator, "optim.generator")
-    dis = make_net(disc, cfg.optim.discriminator, "optim.discriminator") if disc else None
-
-    gen.module, gen.opt = acc.prepare(gen.module, gen.opt)
-    if dis is not None:
-        # The discriminator is used through disc_loss/gen_loss, not forward(), so DDP could not
-        # see it: it stays unwrapped and its gradients are averaged in Net.update.
-        dis.module.to(acc.device)
-        dis.opt = acc.prepare(dis.opt)
-        dis.average_grads = True
-    losses.to(acc.device)
-    if ema is not None:
-        ema.to(acc.device)
-    return Training(gen, dis, losses, weights, schedule, ema)
 
 
 def train(cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -270,12 +128,12 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
             start = time.perf_counter()
             micro = [next(batches) for _ in range(t.grad_accum)]
             loaded = time.perf_counter()
-            logs = training.step(step, micro, acc)  # ends in a device sync (the logged values)
+            result = training.step(step, micro, acc)  # ends in a device sync (the logged values)
             throughput.add(time.perf_counter() - start, loaded - start)
+            logs = result.logs
             averages.add(logs)
-            finite = all(math.isfinite(v) for v in logs.values())
-            state.skipped += not finite
-            state.streak = 0 if finite else state.streak + 1
+            state.skipped += not result.finite
+            state.streak = 0 if result.finite else state.streak + 1
             if state.streak >= t.max_nonfinite:
                 raise TrainingDiverged(
                     f"{state.streak} consecutive steps with non-finite loss or gradients at "
@@ -316,108 +174,6 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
         writer.close()
     stop.forward()  # submitit's time-out signal: its requeue (rank 0 exits), now the state is saved
     return last or runs.newest_checkpoint(run_dir)
-
-
-def check_replicas(acc: Accelerator, modules: list[nn.Module], step: int) -> None:
-    """In a distributed run, fail loudly if the processes' weights (or buffers, such as EMA
-    codebooks) have drifted apart, which data-parallel training must never let happen.
-
-    Every parameter and buffer is compared byte for byte (a digest of each; sums would let
-    different weights pass)."""
-    if acc.num_processes == 1:
-        return
-    digests = tensor_digests(modules)
-    gathered = gather_object([digests])  # one dict per process
-    drifted = [name for name in digests if any(d.get(name) != digests[name] for d in gathered)]
-    if drifted:
-        raise AudioAEError(
-            f"step {step}: weights differ across the {acc.num_processes} processes in "
-            f"{len(drifted)} tensors ({', '.join(drifted[:3])}"
-            f"{', ...' if len(drifted) > 3 else ''}); a module updates state per process"
-        )
-    log.info("step %d: weights identical across %d processes", step, acc.num_processes)
-
-
-def tensor_digests(modules: list[nn.Module]) -> dict[str, str]:
-    """A digest of the bytes of every parameter and buffer of `modules`, named `I.NAME` (I: the
-    module's position in the list)."""
-    digests = {}
-    for i, module in enumerate(modules):
-        named = (*module.named_parameters(), *module.named_buffers())
-        for name, tensor in named:
-            data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
-            digest = hashlib.blake2b(data.numpy().tobytes(), digest_size=16)
-            digests[f"{i}.{name}"] = f"{tensor.dtype}{tuple(tensor.shape)}:{digest.hexdigest()}"
-    return digests
-
-
-def stop_requested(stop: StopRequest, acc: Accelerator) -> bool:
-    """Whether any process received SIGTERM, SIGINT or submitit's SIGUSR2 (all processes must
-    agree, since saving a checkpoint is collective)."""
-    flag = torch.tensor(float(stop.signal is not None), device=acc.device)
-    if acc.num_processes > 1:
-        flag = acc.reduce(flag, reduction="sum")
-    return bool(flag.item())
-
-
-def train_step(
-    step: int,
-    reals: list[Tensor],
-    schedule: GANSchedule,
-    gen: Net,
-    dis: Net | None,
-    losses: Losses,
-    weights: dict[str, float],
-    acc: Accelerator,
-) -> dict[str, float]:
-    """One optimisation step over the micro-batches `reals`; returns the scalars to log."""
-    train_gen = dis is None or schedule.trains_gen(step)  # without an adversary: always G
-    train_dis = dis is not None and schedule.trains_disc(step)
-    adversarial = dis is not None and schedule.adversarial(step)
-    frozen = schedule.encoder_frozen(step)
-    model: AudioAutoencoder = acc.unwrap_model(gen.module)
-    if frozen:  # frozen parameters get no gradient, so the optimizer leaves them alone
-        model.encoder.requires_grad_(False)
-        model.bottleneck.requires_grad_(False)
-    sums: dict[str, Tensor] = {}  # kept on the device: one transfer per step, at the end
-
-    def add(name: str, value: Tensor) -> None:
-        sums[name] = sums.get(name, 0.0) + value.detach().float() / len(reals)
-
-    for real in reals:
-        inputs, real = model.inputs_and_targets(real.to(acc.device))  # channels: autoencoder.py
-        with acc.autocast(), torch.set_grad_enabled(train_gen):
-            fake, result = gen.module(inputs, freeze_encoder=frozen)
-        if train_dis:
-            with acc.autocast():
-                d_loss = dis.module.disc_loss(fake.detach(), real)
-            acc.backward(d_loss / len(reals))
-            add("loss/adv/disc", d_loss)
-        if train_gen:
-            # the spectral and time losses in float32 (logs of small magnitudes), outside autocast
-            terms = {**losses(fake.float(), real.float()), **result.losses}
-            if adversarial:
-                with acc.autocast():
-                    terms.update(dis.module.gen_loss(fake, real))
-            loss = weighted_sum(terms, weights)
-            acc.backward(loss / len(reals))
-            for name, value in terms.items():
-                add(f"loss/{name}", value)
-            add("loss/total", loss)
-            add("latent/std", result.latents.std())
-            add("latent/mean", result.latents.mean())
-            for name, value in result.extras.items():
-                if value.dim() == 0:  # e.g. codebook usage and perplexity
-                    add(f"bottleneck/{name}", value)
-    logs = dict(zip(sums, torch.stack(list(sums.values())).tolist())) if sums else {}
-    if train_dis:
-        logs["grad_norm/discriminator"] = dis.update(acc)
-    if train_gen:
-        logs["grad_norm/generator"] = gen.update(acc)
-    if acc.scaler is not None:  # fp16: lower the scale after an overflow, raise it now and then
-        acc.scaler.update()
-        logs["amp/scale"] = acc.scaler.get_scale()
-    return logs
 
 
 def micro_batches(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> Iterator[Tensor]:

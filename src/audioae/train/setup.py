@@ -1,0 +1,146 @@
+"""Assembly: the networks, losses, optimizers, schedulers, GAN schedule and EMA of a config.
+
+`build_training(cfg, acc)` builds everything a training step needs (`Training`), failing on the
+config before anything is placed on a device; train/step.py is the step, train/loop.py the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from audioae.autoencoder import AudioAutoencoder
+from audioae.build import build, build_autoencoder
+from audioae.errors import ConfigError
+from audioae.losses.weighting import check_weights, flatten
+from audioae.train.ema import EMA
+from audioae.train.schedule import GANSchedule
+from audioae.train.step import StepResult, train_step
+
+
+class Losses(nn.Module):
+    """The reconstruction terms of `loss.terms`, returning one flat dict of named losses."""
+
+    def __init__(self, terms: dict[str, nn.Module]):
+        super().__init__()
+        self.terms = nn.ModuleDict(terms)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for term in self.terms.values() for name in term.names]
+
+    def forward(self, recon: Tensor, real: Tensor) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for term in self.terms.values():
+            out.update(term(recon, real))
+        return out
+
+
+@dataclass
+class Net:
+    """One trained network with its optimizer, scheduler and clipping threshold."""
+
+    module: nn.Module
+    opt: torch.optim.Optimizer
+    sched: object | None
+    clip: float
+    average_grads: bool = False  # all-reduce gradients here (networks not wrapped in DDP)
+
+    def update(self, acc: Accelerator) -> float:
+        """Clip, then step if the gradients are finite. Returns the gradient norm.
+
+        Under fp16 the gradients arrive multiplied by Accelerate's loss scale: only this
+        network's optimizer is unscaled here (Accelerate's clip_grad_norm_ would unscale every
+        optimizer, so in a joint step the other network's gradients twice), and the scaler's
+        own step skips an update with inf/NaN gradients. `train_step` calls scaler.update()
+        once after every network has stepped, so both see the scale their losses were
+        multiplied by."""
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        if self.average_grads and acc.num_processes > 1:
+            for p in params:
+                p.grad = acc.reduce(p.grad, reduction="mean")
+        opt = getattr(self.opt, "optimizer", self.opt)  # the torch optimizer inside Accelerate's
+        if acc.scaler is not None and params:
+            acc.scaler.unscale_(opt)
+        norm = float(nn.utils.clip_grad_norm_(params, self.clip or math.inf)) if params else 0.0
+        finite = math.isfinite(norm)
+        if acc.scaler is not None and params:
+            acc.scaler.step(opt)  # skips the update itself when a gradient is not finite
+        elif finite:
+            self.opt.step()
+        if finite and self.sched is not None:
+            self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return norm
+
+
+def make_net(module: nn.Module, cfg: DictConfig, key: str) -> Net:
+    opt = build(cfg.optimizer, f"{key}.optimizer")(p for p in module.parameters())
+    sched = build(cfg.scheduler, f"{key}.scheduler")(opt) if cfg.get("scheduler") else None
+    return Net(module, opt, sched, cfg.get("clip_grad_norm", 0.0))
+
+
+@dataclass
+class Training:
+    """What a training step needs, built from the config by `build_training`."""
+
+    gen: Net
+    dis: Net | None
+    losses: Losses
+    weights: dict[str, float]
+    schedule: GANSchedule
+    ema: EMA | None
+
+    def step(self, step: int, reals: list[Tensor], acc: Accelerator) -> StepResult:
+        """One optimisation step over the micro-batches `reals` (train/step.py)."""
+        return train_step(step, reals, self, acc)
+
+
+def build_training(
+    cfg: DictConfig, acc: Accelerator, model: AudioAutoencoder | None = None
+) -> Training:
+    """The autoencoder (or `model`), losses, discriminator, optimizers, schedulers, schedule and
+    EMA of `cfg`, on Accelerate's device. Config errors are raised before anything is placed."""
+    schedule: GANSchedule = build(cfg.trainer.schedule, "trainer.schedule")
+    model = build_autoencoder(cfg) if model is None else model
+    losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in cfg.loss.terms.items()})
+    disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None
+    for key, term in [*losses.terms.items(), ("discriminator", disc)]:
+        shortest = getattr(term, "min_length", 0)
+        if cfg.sample_size < shortest:
+            raise ConfigError(
+                f"sample_size={cfg.sample_size} is shorter than {key} needs ({shortest} "
+                "samples, from its FFT sizes): raise sample_size or use smaller FFTs"
+            )
+    weights = flatten(cfg.loss.weights)
+    check_weights(weights, losses.names + list(disc.names if disc else ()), "loss.weights")
+    weights.update(model.bottleneck.loss_weights)
+    if schedule.encoder_freeze_on_warmup and schedule.warmup_steps == 0:
+        warnings.warn(
+            "trainer.schedule.encoder_freeze_on_warmup is set but warmup_steps is 0: "
+            "the encoder is NOT frozen (set warmup_steps > 0 to freeze it after warmup)",
+            stacklevel=2,
+        )
+    t = cfg.trainer
+    ema = EMA(copy.deepcopy(model), **t.ema) if t.use_ema else None
+    gen = make_net(model, cfg.optim.generator, "optim.generator")
+    dis = make_net(disc, cfg.optim.discriminator, "optim.discriminator") if disc else None
+
+    gen.module, gen.opt = acc.prepare(gen.module, gen.opt)
+    if dis is not None:
+        # The discriminator is used through disc_loss/gen_loss, not forward(), so DDP could not
+        # see it: it stays unwrapped and its gradients are averaged in Net.update.
+        dis.module.to(acc.device)
+        dis.opt = acc.prepare(dis.opt)
+        dis.average_grads = True
+    losses.to(acc.device)
+    if ema is not None:
+        ema.to(acc.device)
+    return Training(gen, dis, losses, weights, schedule, ema)
