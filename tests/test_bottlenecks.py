@@ -46,3 +46,26 @@ def test_tanh_scale():
     out = Tanh(latent_dim=1, scale=2.0).encode(torch.tensor([[[2.0]]]))
     assert out.latents.item() == pytest.approx(math.tanh(1.0) * 2.0)
     assert out.losses == {}
+
+
+@pytest.mark.parametrize(
+    "name, discrete",
+    [
+        *[(name, False) for name in ("vae", "tanh", "wasserstein", "l2_norm")],
+        *[(name, True) for name in ("rvq", "rvq_vae", "fsq", "dac_rvq", "dac_rvq_vae")],
+    ],
+)
+def test_codes_are_a_field_of_the_result_and_nothing_unread_is_returned(name, discrete):
+    """A discrete bottleneck's codes are `result.codes` (B, Q, L) int64, a continuous one's
+    None; no extras["codes"] or extras["mean"] (read by nobody)."""
+    from audioae.build import build
+    from conftest import compose_train
+
+    bottleneck = build(compose_train("experiment=smoke", f"bottleneck={name}").bottleneck, name)
+    result = bottleneck.encode(torch.randn(2, bottleneck.in_channels, 5))
+    assert bottleneck.is_discrete == discrete
+    if discrete:
+        assert result.codes.dtype == torch.int64 and result.codes.shape[::2] == (2, 5)
+    else:
+        assert result.codes is None
+    assert "codes" not in result.extras and "mean" not in result.extras

@@ -5,7 +5,7 @@ import torch
 
 from audioae.errors import ConfigError
 from audioae.losses.time import TimeDomain
-from audioae.losses.weighting import check_weights, weighted_sum
+from audioae.losses.weighting import check_weights, flatten, unflatten, weighted_sum
 
 
 def test_time_losses_by_hand():
@@ -32,3 +32,11 @@ def test_nested_weight_keys_flatten_to_loss_names():
 
     weights = {"spec": {"mrstft": 1.0}, "adv": {"gen": 0.1, "feat": 5}, "kl": 1e-4}
     assert flatten(weights) == {"spec/mrstft": 1.0, "adv/gen": 0.1, "adv/feat": 5.0, "kl": 1e-4}
+
+
+def test_unflatten_is_the_inverse_of_flatten():
+    flat = {"spec/mrstft": 1.0, "adv/gen": 0.1, "vq/commitment_loss": 0.25, "kl": 1e-4}
+    tree = unflatten(flat)
+    assert tree == {"spec": {"mrstft": 1.0}, "adv": {"gen": 0.1}, "vq": {"commitment_loss": 0.25},
+                    "kl": 1e-4}  # fmt: skip
+    assert flatten(tree) == flat

@@ -40,7 +40,7 @@ def test_gradients_reach_the_encoder_through_every_bottleneck(encoder, bottlenec
     assert all(g is not None for g in grads)
     assert sum(g.abs().sum() for g in grads) > 0
     if model.is_discrete:
-        codes = result.extras["codes"]
+        codes = result.codes
         assert codes.dtype == torch.int64 and codes.dim() == 3
         assert codes.shape[::2] == (2, result.latents.shape[-1])
         assert codes.shape[1] == model.bottleneck.num_quantizers

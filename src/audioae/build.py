@@ -41,10 +41,36 @@ def build(node: DictConfig, key: str, **derived):
         raise ConfigError(f"{key}: {reason}") from None
 
 
+def derived_widths(cfg: DictConfig, bottleneck, pretransform=None) -> dict[str, int]:
+    """The widths between groups that the config does not state, from the built bottleneck
+    and pretransform: the encoder's input and the decoder's output channels (`in_channels`,
+    `out_channels`: the audio's, or the pretransform's encoded channels), the encoder's output
+    (`enc_latent`: the bottleneck's input, 2 * latent_dim for a VAE) and the decoder's input
+    (`dec_latent`: the bottleneck's output, latent_dim plus noise channels)."""
+    return {
+        "in_channels": pretransform.encoded_channels if pretransform else cfg.in_channels,
+        "out_channels": pretransform.encoded_channels if pretransform else cfg.out_channels,
+        "enc_latent": bottleneck.in_channels,
+        "dec_latent": bottleneck.out_channels,
+    }
+
+
+def model_widths(cfg: DictConfig, pretransform=None) -> dict[str, int]:
+    """`derived_widths` of a config (building its bottleneck, and its pretransform unless
+    given), with the stated `audio_in` (in_channels) and `latent_dim` beside them: what the
+    converters compare."""
+    bottleneck = build(cfg.bottleneck, "bottleneck")
+    pre = pretransform
+    if pre is None and cfg.get("pretransform"):
+        pre = build(cfg.pretransform, "pretransform")
+    widths = derived_widths(cfg, bottleneck, pre)
+    return {**widths, "audio_in": cfg.in_channels, "latent_dim": cfg.latent_dim}
+
+
 def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
     """The AudioAutoencoder of a composed train config (groups encoder, bottleneck, decoder)."""
     pretransform = build(cfg.pretransform, "pretransform") if cfg.get("pretransform") else None
-    in_ch, out_ch, pre_ratio = cfg.in_channels, cfg.out_channels, 1
+    pre_ratio = 1
     if pretransform is not None:
         # it encodes the input and decodes the output: both have its channel count
         if not pretransform.io_channels == cfg.in_channels == cfg.out_channels:
@@ -52,12 +78,16 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
                 f"pretransform works on {pretransform.io_channels} channels in and out but "
                 f"in_channels={cfg.in_channels}, out_channels={cfg.out_channels}"
             )
-        in_ch = out_ch = pretransform.encoded_channels
         pre_ratio = pretransform.downsampling_ratio
         pretransform.requires_grad_(pretransform.enable_grad)
     bottleneck = build(cfg.bottleneck, "bottleneck")
-    encoder = build(cfg.encoder, "encoder", latent_dim=bottleneck.in_channels, in_channels=in_ch)
-    decoder = build(cfg.decoder, "decoder", latent_dim=bottleneck.out_channels, out_channels=out_ch)
+    w = derived_widths(cfg, bottleneck, pretransform)
+    encoder = build(
+        cfg.encoder, "encoder", latent_dim=w["enc_latent"], in_channels=w["in_channels"]
+    )
+    decoder = build(
+        cfg.decoder, "decoder", latent_dim=w["dec_latent"], out_channels=w["out_channels"]
+    )
 
     ratio = int(encoder.downsampling_ratio)
     up = getattr(decoder, "upsampling_ratio", ratio)

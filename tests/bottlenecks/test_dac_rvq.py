@@ -20,7 +20,7 @@ def test_layout_losses_and_extras():
     x = torch.randn(2, 6, 7)
     out = b.encode(x)
     assert out.latents.shape == (2, 6, 7)
-    codes = out.extras["codes"]
+    codes = out.codes
     assert codes.shape == (2, 3, 7) and codes.dtype == torch.int64
     assert out.extras["pre_quantizer"] is x
     assert out.extras["projected_latents"].shape == (2, 3 * 2, 7)
@@ -56,7 +56,7 @@ def test_quantize_on_decode_keeps_latents_continuous_and_still_trains_the_codebo
     x = torch.randn(2, 6, 7, requires_grad=True)
     out = b.encode(x)
     assert out.latents is x  # not a tuple (the reference bug), the pre-quantizer values
-    assert out.extras["codes"].shape == (2, 3, 7)
+    assert out.codes.shape == (2, 3, 7)
     assert set(out.losses) == {"vq/commitment_loss", "vq/codebook_loss"}
     out.losses["vq/codebook_loss"].backward(retain_graph=True)
     assert b.quantizer.quantizers[0].codebook.weight.grad.abs().sum() > 0
@@ -108,7 +108,7 @@ def test_dac_rvq_vae_samples_then_quantizes():
     assert not torch.equal(out.extras["pre_quantizer"], mean)  # the sample
     b.eval()
     torch.testing.assert_close(b.encode(x, sample=False).extras["pre_quantizer"], mean)
-    torch.testing.assert_close(b.encode_tokens(x), b.encode(x, sample=False).extras["codes"])
+    torch.testing.assert_close(b.encode_tokens(x), b.encode(x, sample=False).codes)
 
 
 def test_per_codebook_dims_and_reference_keys():

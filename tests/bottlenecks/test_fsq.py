@@ -15,7 +15,7 @@ def test_codes_are_batch_codebook_frames(num_codebooks):
     b = FSQ(latent_dim=6, levels=[8, 5, 5], num_codebooks=num_codebooks)
     out = b.encode(torch.randn(2, 6, 7))
     assert out.latents.shape == (2, 6, 7) and out.losses == {}
-    codes = out.extras["codes"]
+    codes = out.codes
     assert codes.shape == (2, num_codebooks, 7) and codes.dtype == torch.int64
     assert codes.min() >= 0 and codes.max() < 200
     assert b.codebook_size == 200 and b.num_quantizers == num_codebooks and b.is_discrete
@@ -55,7 +55,7 @@ def test_tokens_round_trip_exactly():
     b = FSQ(latent_dim=6, levels=[8, 5, 5], num_codebooks=2).eval()
     x = torch.randn(2, 6, 7)
     codes = b.encode_tokens(x)
-    torch.testing.assert_close(codes, b.encode(x).extras["codes"], rtol=0, atol=0)
+    torch.testing.assert_close(codes, b.encode(x).codes, rtol=0, atol=0)
     torch.testing.assert_close(b.decode_tokens(codes), b.encode(x).latents, rtol=0, atol=1e-6)
 
 
@@ -82,4 +82,4 @@ def test_noise_channels_and_half_precision_input():
 def test_symmetric_levels_of_two():
     b = FSQ(latent_dim=3, levels=[2, 2, 2], preserve_symmetry=True, noise_dropout=0.5)
     assert b.codebook_size == 8
-    assert b.train().encode(torch.randn(1, 3, 4)).extras["codes"].shape == (1, 1, 4)
+    assert b.train().encode(torch.randn(1, 3, 4)).codes.shape == (1, 1, 4)

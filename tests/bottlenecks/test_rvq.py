@@ -39,7 +39,7 @@ def test_layout_losses_and_extras():
     b = _rvq().train()
     out = b.encode(torch.randn(2, 4, 64))
     assert out.latents.shape == (2, 4, 64)
-    codes = out.extras["codes"]
+    codes = out.codes
     assert codes.shape == (2, 3, 64) and codes.dtype == torch.int64
     assert codes.min() >= 0 and codes.max() < 16
     assert set(out.losses) == {"vq/commitment_loss"} and out.losses["vq/commitment_loss"] > 0
@@ -80,7 +80,7 @@ def test_tokens_round_trip_in_eval_mode():
     x = torch.randn(2, 4, 7)
     codes = b.encode_tokens(x)
     assert codes.shape == (2, 3, 7) and codes.dtype == torch.int64
-    torch.testing.assert_close(codes, b.encode(x).extras["codes"], rtol=0, atol=0)
+    torch.testing.assert_close(codes, b.encode(x).codes, rtol=0, atol=0)
     torch.testing.assert_close(b.decode_tokens(codes), b.encode(x).latents, rtol=0, atol=1e-6)
 
 
@@ -111,9 +111,9 @@ def test_rvq_vae_samples_then_quantizes():
     x = torch.randn(2, 8, 7)
     out = b.train().encode(x)
     assert set(out.losses) == {"kl", "vq/commitment_loss"}
-    assert out.extras["codes"].shape == (2, 2, 7)
+    assert out.codes.shape == (2, 2, 7)
     b.eval()
-    mean_codes = b.encode(x, sample=False).extras["codes"]
+    mean_codes = b.encode(x, sample=False).codes
     torch.testing.assert_close(b.encode_tokens(x), mean_codes, rtol=0, atol=0)
 
 

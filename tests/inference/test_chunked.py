@@ -99,7 +99,7 @@ def test_discrete_codes_switch_at_the_midpoint():
     model = smoke_model("bottleneck=rvq")
     x = torch.randn(1, 2, 8 * 700)
     with torch.no_grad():
-        ref = model.encode(x, sample=False).extras["codes"]
+        ref = model.encode(x, sample=False).codes
     enc = encode_long(model, x, CHUNK, OVERLAP)
     assert enc.codes is not None and enc.codes.dtype == torch.long
     assert torch.equal(enc.codes, ref)

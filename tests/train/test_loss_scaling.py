@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from audioae.train.setup import Net
+from audioae.train.step import Net
 
 
 def sgd_net(seed: int) -> Net:

@@ -1,9 +1,9 @@
 """The bottleneck contract shared by every bottleneck.
 
 A bottleneck maps the encoder output (B, in_channels, L) to latents (B, latent_dim, L) and owns
-its regulariser: it returns its losses by name (unweighted) together with extras such as
-quantizer codes. It also owns the default weights of those losses, so the trainer can weight
-every term by name without knowing which bottleneck it holds.
+its regulariser: it returns its losses by name (unweighted), a discrete bottleneck its codes,
+and scalars worth logging. It also owns the default weights of those losses, so the trainer can
+weight every term by name without knowing which bottleneck it holds.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ class BottleneckResult:
 
     latents: (B, latent_dim, L), the input of `Bottleneck.decode`.
     losses: unweighted regularisers by name, e.g. {"kl": scalar}.
-    extras: tensors worth logging or keeping, e.g. {"codes": (B, n_quantizers, L)}.
+    codes: (B, n_quantizers, L) int64 for a discrete bottleneck, else None.
+    extras: scalars logged during training (e.g. codebook usage), and tensors worth keeping.
     """
 
     latents: Tensor
     losses: dict[str, Tensor] = field(default_factory=dict)
+    codes: Tensor | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
 
 

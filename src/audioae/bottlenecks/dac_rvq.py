@@ -80,8 +80,8 @@ class DACRVQ(Bottleneck):
         return BottleneckResult(
             z,
             losses={"vq/commitment_loss": commitment / n, "vq/codebook_loss": codebook / n},
+            codes=codes,
             extras={
-                "codes": codes,
                 "pre_quantizer": x,
                 "projected_latents": projected,
                 **codebook_stats(codes, self.codebook_size),
@@ -132,7 +132,6 @@ class DACRVQVAE(DACRVQ):
         latents, kl = vae_sample(mean, scale, sample)
         result = super().encode(latents)
         result.losses["kl"] = kl
-        result.extras["mean"] = mean
         return result
 
     def encode_tokens(self, x: Tensor) -> Tensor:

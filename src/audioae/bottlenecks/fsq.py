@@ -74,7 +74,8 @@ class FSQ(Bottleneck):
         codes = indices.permute(0, 2, 1).long()  # (B, L, Q) -> (B, Q, L)
         return BottleneckResult(
             z.transpose(1, 2).to(x.dtype),
-            extras={"codes": codes, **codebook_stats(codes, self.codebook_size)},
+            codes=codes,
+            extras=codebook_stats(codes, self.codebook_size),
         )
 
     def decode(self, latents: Tensor) -> Tensor:

@@ -94,7 +94,8 @@ class RVQ(Bottleneck):
         return BottleneckResult(
             z.transpose(1, 2),
             losses={"vq/commitment_loss": losses.mean()},
-            extras={"codes": codes, **codebook_stats(codes, self.codebook_size)},
+            codes=codes,
+            extras=codebook_stats(codes, self.codebook_size),
         )
 
     def encode(self, x: Tensor, sample: bool = True) -> BottleneckResult:
@@ -131,7 +132,6 @@ class RVQVAE(RVQ):
         latents, kl = vae_sample(mean, scale, sample)
         result = self.quantize(latents)
         result.losses["kl"] = kl
-        result.extras["mean"] = mean
         return result
 
     def encode_tokens(self, x: Tensor) -> Tensor:

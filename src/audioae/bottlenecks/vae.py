@@ -45,4 +45,4 @@ class VAE(Bottleneck):
     def encode(self, x: Tensor, sample: bool = True) -> BottleneckResult:
         mean, scale = x.chunk(2, dim=1)
         latents, kl = vae_sample(mean, scale, sample)
-        return BottleneckResult(latents, losses={"kl": kl}, extras={"mean": mean})
+        return BottleneckResult(latents, losses={"kl": kl})

@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from audioae.build import build
+from audioae.build import model_widths
 from audioae.convert import sat_schema as S
 from audioae.convert.overrides import Delta, delta
 from audioae.convert.sat_read import Reader, load_json, read_component, read_type
@@ -220,16 +220,7 @@ def _pretransform(r: Reader, node: Any, choices: dict, wanted: dict, checks: lis
 
 def _check_widths(r: Reader, cfg: DictConfig, checks: list) -> None:
     """The widths the JSON states against those audioae derives from the composed config."""
-    bottleneck = build(cfg.bottleneck, "bottleneck")
-    pre = build(cfg.pretransform, "pretransform") if cfg.get("pretransform") else None
-    actual = {
-        "in_channels": pre.encoded_channels if pre else cfg.in_channels,
-        "out_channels": pre.encoded_channels if pre else cfg.out_channels,
-        "audio_in": cfg.in_channels,
-        "enc_latent": bottleneck.in_channels,
-        "dec_latent": bottleneck.out_channels,
-        "latent_dim": cfg.latent_dim,
-    }
+    actual = model_widths(cfg)
     for name, value, path, defaulted in checks:
         if value != actual[name]:
             r.fail(

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from audioae.build import build
+from audioae.build import build, model_widths
 from audioae.config import config_dir
 from audioae.convert import sat_schema as S
 from audioae.convert.overrides import lookup, same, signature_default
@@ -39,16 +39,8 @@ _KNOWN_WEIGHTS = {"spec/mrstft", "time/l1", "time/l2", "adv/gen", "adv/feat"}
 def config_to_sat(cfg: DictConfig) -> dict:
     """The stable-audio-tools model config of a composed or resolved audioae train config."""
     c = OmegaConf.to_container(cfg, resolve=True)
-    bottleneck = build(cfg.bottleneck, "bottleneck")
     pre = build(cfg.pretransform, "pretransform") if c.get("pretransform") else None
-    derived = {
-        "in_channels": pre.encoded_channels if pre else c["in_channels"],
-        "out_channels": pre.encoded_channels if pre else c["out_channels"],
-        "audio_in": c["in_channels"],
-        "enc_latent": bottleneck.in_channels,
-        "dec_latent": bottleneck.out_channels,
-        "latent_dim": c["latent_dim"],
-    }
+    derived = model_widths(cfg, pre)
     freeze = set(c.get("freeze") or [])
     model: dict[str, Any] = {}
     specs = {}

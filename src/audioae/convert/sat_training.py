@@ -12,10 +12,12 @@ import inspect
 from typing import Any
 
 import torch
+from hydra.utils import get_object
 
 from audioae.convert import sat_schema as S
 from audioae.convert.overrides import same
 from audioae.convert.sat_read import KINDS, Reader, read_component, read_type
+from audioae.losses.weighting import unflatten
 
 TRAINING_KEYS = (
     "learning_rate", "warmup_steps", "encoder_freeze_on_warmup", "use_ema", "latent_mask_ratio",
@@ -123,7 +125,7 @@ def _losses(r: Reader, lc: dict, path: str, choices: dict, wanted: dict) -> bool
                 )
     if spec.weights or spec.fixed_weights:
         weights = {name: given.get(name, default) for name, default in spec.weights.items()}
-        wanted["bottleneck.loss_weights"] = nested({**weights, **spec.fixed_weights})
+        wanted["bottleneck.loss_weights"] = unflatten({**weights, **spec.fixed_weights})
 
     for name in ("mrmel", "hubert"):
         if name in lc:
@@ -226,13 +228,14 @@ def _torch_object(r: Reader, node: Any, path: str, what: str) -> dict:
     kind = r.get(node, "type", path, "str")
     config = dict(r.get(node, "config", path, "mapping", {}))
     if what == "optimizer":
-        cls = getattr(torch.optim, kind, None)
         target, fill, base = f"torch.optim.{kind}", OPTIMIZER_FILL, torch.optim.Optimizer
     else:
         target = S.SCHEDULER_TARGETS.get(kind, f"torch.optim.lr_scheduler.{kind}")
-        module, _, name = target.rpartition(".")
-        cls = getattr(__import__(module, fromlist=[name]), name, None)
         fill, base = SCHEDULER_FILL, torch.optim.lr_scheduler.LRScheduler
+    try:
+        cls = get_object(target)  # as Hydra will resolve the _target_
+    except Exception:  # no such name: reported below
+        cls = None
     if not (inspect.isclass(cls) and issubclass(cls, base)):
         where = "torch.optim" if what == "optimizer" else "torch.optim.lr_scheduler or InverseLR"
         r.fail(f"{path}.type", f"{kind!r} is not a {what} of {where}")
@@ -249,15 +252,3 @@ def _torch_object(r: Reader, node: Any, path: str, what: str) -> dict:
             default = params[key].default
             config[key] = list(default) if isinstance(default, tuple) else default
     return {"_target_": target, "_partial_": True, **config}
-
-
-def nested(weights: dict) -> dict:
-    """{"vq/commitment_loss": 1.0} -> {"vq": {"commitment_loss": 1.0}} (config spelling)."""
-    tree: dict = {}
-    for name, value in weights.items():
-        *heads, last = name.split("/")
-        node = tree
-        for head in heads:
-            node = node.setdefault(head, {})
-        node[last] = value
-    return tree

@@ -183,7 +183,7 @@ def encode_long(
             result = model.encode(piece, sample=sample)
             _add(latents, result.latents, window, start)
             if model.is_discrete:
-                chunk_codes = result.extras["codes"].to(out_device)
+                chunk_codes = result.codes.to(out_device)
                 if codes is None:
                     shape = (b, chunk_codes.shape[1], frames)
                     codes = torch.zeros(shape, dtype=torch.long, device=out_device)

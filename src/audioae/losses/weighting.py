@@ -27,6 +27,19 @@ def flatten(weights: Mapping, prefix: str = "") -> dict[str, float]:
     return flat
 
 
+def unflatten(weights: Mapping[str, float]) -> dict:
+    """The inverse of `flatten`: {"spec/mrstft": 1.0} -> {"spec": {"mrstft": 1.0}} (the config
+    spelling)."""
+    tree: dict = {}
+    for name, value in weights.items():
+        *heads, last = name.split("/")
+        node = tree
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[last] = value
+    return tree
+
+
 def check_weights(weights: Mapping[str, float], names: Iterable[str], key: str) -> None:
     """Every weight must name a loss that the run computes."""
     names = set(names)

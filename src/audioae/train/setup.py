@@ -7,11 +7,9 @@ config before anything is placed on a device; train/step.py is the step, train/l
 from __future__ import annotations
 
 import copy
-import math
 import warnings
 from dataclasses import dataclass
 
-import torch
 from accelerate import Accelerator
 from omegaconf import DictConfig
 from torch import Tensor, nn
@@ -22,7 +20,7 @@ from audioae.errors import ConfigError
 from audioae.losses.weighting import check_weights, flatten
 from audioae.train.ema import EMA
 from audioae.train.schedule import GANSchedule
-from audioae.train.step import StepResult, train_step
+from audioae.train.step import Net, StepResult, train_step
 
 
 class Losses(nn.Module):
@@ -41,44 +39,6 @@ class Losses(nn.Module):
         for term in self.terms.values():
             out.update(term(recon, real))
         return out
-
-
-@dataclass
-class Net:
-    """One trained network with its optimizer, scheduler and clipping threshold."""
-
-    module: nn.Module
-    opt: torch.optim.Optimizer
-    sched: object | None
-    clip: float
-    average_grads: bool = False  # all-reduce gradients here (networks not wrapped in DDP)
-
-    def update(self, acc: Accelerator) -> float:
-        """Clip, then step if the gradients are finite. Returns the gradient norm.
-
-        Under fp16 the gradients arrive multiplied by Accelerate's loss scale: only this
-        network's optimizer is unscaled here (Accelerate's clip_grad_norm_ would unscale every
-        optimizer, so in a joint step the other network's gradients twice), and the scaler's
-        own step skips an update with inf/NaN gradients. `train_step` calls scaler.update()
-        once after every network has stepped, so both see the scale their losses were
-        multiplied by."""
-        params = [p for p in self.module.parameters() if p.grad is not None]
-        if self.average_grads and acc.num_processes > 1:
-            for p in params:
-                p.grad = acc.reduce(p.grad, reduction="mean")
-        opt = getattr(self.opt, "optimizer", self.opt)  # the torch optimizer inside Accelerate's
-        if acc.scaler is not None and params:
-            acc.scaler.unscale_(opt)
-        norm = float(nn.utils.clip_grad_norm_(params, self.clip or math.inf)) if params else 0.0
-        finite = math.isfinite(norm)
-        if acc.scaler is not None and params:
-            acc.scaler.step(opt)  # skips the update itself when a gradient is not finite
-        elif finite:
-            self.opt.step()
-        if finite and self.sched is not None:
-            self.sched.step()
-        self.opt.zero_grad(set_to_none=True)
-        return norm
 
 
 def make_net(module: nn.Module, cfg: DictConfig, key: str) -> Net:

@@ -10,17 +10,65 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from accelerate import Accelerator
-from torch import Tensor
+from torch import Tensor, nn
 
 from audioae.autoencoder import AudioAutoencoder
 from audioae.losses.weighting import weighted_sum
+from audioae.train.ema import EMA
+from audioae.train.schedule import GANSchedule
 
-if TYPE_CHECKING:
-    from audioae.train.setup import Training
+
+@dataclass
+class Net:
+    """One trained network with its optimizer, scheduler and clipping threshold."""
+
+    module: nn.Module
+    opt: torch.optim.Optimizer
+    sched: object | None
+    clip: float
+    average_grads: bool = False  # all-reduce gradients here (networks not wrapped in DDP)
+
+    def update(self, acc: Accelerator) -> float:
+        """Clip, then step if the gradients are finite. Returns the gradient norm.
+
+        Under fp16 the gradients arrive multiplied by Accelerate's loss scale: only this
+        network's optimizer is unscaled here (Accelerate's clip_grad_norm_ would unscale every
+        optimizer, so in a joint step the other network's gradients twice), and the scaler's
+        own step skips an update with inf/NaN gradients. `train_step` calls scaler.update()
+        once after every network has stepped, so both see the scale their losses were
+        multiplied by."""
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        if self.average_grads and acc.num_processes > 1:
+            for p in params:
+                p.grad = acc.reduce(p.grad, reduction="mean")
+        opt = getattr(self.opt, "optimizer", self.opt)  # the torch optimizer inside Accelerate's
+        if acc.scaler is not None and params:
+            acc.scaler.unscale_(opt)
+        norm = float(nn.utils.clip_grad_norm_(params, self.clip or math.inf)) if params else 0.0
+        finite = math.isfinite(norm)
+        if acc.scaler is not None and params:
+            acc.scaler.step(opt)  # skips the update itself when a gradient is not finite
+        elif finite:
+            self.opt.step()
+        if finite and self.sched is not None:
+            self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        return norm
+
+
+class Parts(Protocol):
+    """What a step uses (train/setup.py's `Training` has it)."""
+
+    gen: Net
+    dis: Net | None
+    losses: nn.Module
+    weights: dict[str, float]
+    schedule: GANSchedule
+    ema: EMA | None
 
 
 @dataclass
@@ -34,7 +82,7 @@ class StepResult:
     finite: bool
 
 
-def train_step(step: int, reals: list[Tensor], t: Training, acc: Accelerator) -> StepResult:
+def train_step(step: int, reals: list[Tensor], t: Parts, acc: Accelerator) -> StepResult:
     """One optimisation step over the micro-batches `reals` (each update sees all of them).
 
     A step with a non-finite loss or gradient is skipped whole: the optimizers do not step
