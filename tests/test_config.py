@@ -71,6 +71,8 @@ RATIOS = {
     "stable_audio_1_0_vae": 4 * 4 * 8 * 8,  # 1024
     "dac_2048_32_vae": 4 * 8 * 8 * 8,  # 2048
     "encodec_musicgen_rvq": 8 * 5 * 4 * 4,  # 640
+    "sat_recipe": 2 * 4 * 4 * 8 * 8,  # stable_audio_2_0_vae's networks, narrower
+    "recipe": 2 * 4 * 4 * 8 * 8,
 }
 
 
