@@ -57,6 +57,11 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / TICK  # utime stime cutime cstime
 
 
+def shown(path: Path) -> str:
+    """`path` relative to the repository when it is inside it (as recorded and drawn)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def crop_test_set(test: Path, seconds: float, out: Path) -> list[str]:
     """The first `seconds` of every audio file under test/CATEGORY/, as WAV under out/CATEGORY/;
     returns the categories."""
@@ -237,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "data": str(args.data),
+        "data": shown(args.data),
         "budget_cpu_s": args.budget,
         "test_seconds": args.test_seconds,
         "categories": ["overall", *categories],
