@@ -32,6 +32,7 @@ import torch
 from audioae import metrics
 from audioae.data import EXTENSIONS, find_audio
 from audioae.errors import AudioAEError
+from audioae.files import atomic_write, check_new, check_writable, write_text
 from audioae.inference import decode_long, encode_long, load_model, optimize_for_inference
 from audioae.inference.audio import read_audio, to_model
 from audioae.inference.chunked import CHUNK_SIZE, OVERLAP, WHOLE
@@ -107,13 +108,16 @@ def evaluate(
     ema: bool = True,
     visqol: bool = True,
     command: str = "",
+    force: bool = False,
 ) -> dict:
     """Reconstruct every audio file of `inputs` (files, or folders searched recursively) with
     the model at `checkpoint` in chunks of `chunk` latent frames (inference.chunked), measure
     it and the reference `conditions` (see the module docstring), print the table, write
-    out/results.json and out/results.csv; returns the report (results.json's content)."""
+    out/results.json and out/results.csv (existing ones only with `force`); returns the report
+    (results.json's content)."""
     conds_hz = parse_conditions(conditions)
     root, files = find_files(inputs)
+    check_outputs(out, force)
     model, _ = load_model(checkpoint, ema=ema, device=device)
     optimize_for_inference(model)  # same outputs, less work (audioae/inference/fast.py)
     rate, ratio = model.sample_rate, model.downsampling_ratio
@@ -219,10 +223,16 @@ def evaluate(
         "means": means,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(finite(report), indent=2) + "\n")
+    write_text(out / "results.json", json.dumps(finite(report), indent=2) + "\n")
     write_csv(out / "results.csv", results, means, conds, names)
     print(f"results: {out / 'results.json'}, {out / 'results.csv'} ({elapsed:.1f} s)")
     return report
+
+
+def check_outputs(out: Path, force: bool) -> None:
+    """Before any computing: --out writable, results.json/csv new unless `force`."""
+    check_writable(out)
+    check_new([out / "results.json", out / "results.csv"], force)
 
 
 def describe(cutoff_hz: float | None) -> str:
@@ -264,7 +274,7 @@ def finite(obj):
 
 def write_csv(path: Path, results: list, means: dict, conds: list, names: list) -> None:
     """One row per (file or mean, condition); scope: file, folder or overall."""
-    with path.open("w", newline="") as f:
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["scope", "name", "condition", "files", "seconds", *names])
         for r in results:

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from audioae import autoencoder
 from audioae.errors import AudioAEError
+from audioae.files import atomic_write
 
 
 def read_audio(path: str | Path) -> tuple[Tensor, int]:
@@ -50,7 +51,8 @@ def to_model(audio: Tensor, rate: int, sample_rate: int, channels: int, source: 
 
 
 def write_audio(path: str | Path, audio: Tensor, sample_rate: int, subtype: str | None) -> None:
-    """Write (C, T) audio; the subtype defaults to 32-bit float for WAV and 24-bit for FLAC."""
+    """Write (C, T) audio (atomically); the subtype defaults to 32-bit float for WAV and 24-bit
+    for FLAC."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").upper()
     if subtype is None:
@@ -59,6 +61,7 @@ def write_audio(path: str | Path, audio: Tensor, sample_rate: int, subtype: str 
     if subtype.startswith("PCM"):
         data = data.clip(-1.0, 1.0)
     try:
-        sf.write(str(path), data, sample_rate, subtype=subtype)
+        with atomic_write(path) as tmp:
+            sf.write(str(tmp), data, sample_rate, subtype=subtype, format=fmt)
     except Exception as e:
         raise AudioAEError(f"{path}: cannot write audio ({e})") from None

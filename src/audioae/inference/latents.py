@@ -18,6 +18,7 @@ from torch import Tensor
 
 from audioae.autoencoder import AudioAutoencoder
 from audioae.errors import AudioAEError
+from audioae.files import atomic_write
 
 FORMATS = ("safetensors", "npy")
 _ENDINGS = (".codes.npy", ".safetensors", ".npy", ".json")
@@ -70,20 +71,34 @@ def metadata(
     }
 
 
+def outputs(out: Path) -> list[Path]:
+    """Every file `save_latents(out, ...)` may write (for the overwrite check; with .npy a
+    stale NAME.codes.npy would be read back with the new latents, so it counts too)."""
+    paths = [out, _sibling(out, ".json")]
+    if out.suffix == ".npy":
+        paths.append(_sibling(out, ".codes.npy"))
+    return paths
+
+
 def save_latents(out: Path, latents: Tensor, codes: Tensor | None, meta: dict) -> None:
-    """Write latents (D, L) and codes (Q, L) to `out` (.safetensors or .npy) and NAME.json."""
+    """Write latents (D, L) and codes (Q, L) to `out` (.safetensors or .npy) and NAME.json,
+    each atomically."""
     from safetensors.torch import save_file
 
     if out.suffix == ".safetensors":
         tensors = {"latents": latents.cpu()}
         if codes is not None:
             tensors["codes"] = codes.cpu()
-        save_file(tensors, out, metadata={"audioae": json.dumps(meta)})
+        with atomic_write(out) as tmp:
+            save_file(tensors, tmp, metadata={"audioae": json.dumps(meta)})
     else:
-        np.save(out, latents.cpu().numpy())
+        with atomic_write(out) as tmp:
+            np.save(tmp, latents.cpu().numpy())
         if codes is not None:
-            np.save(_sibling(out, ".codes.npy"), codes.cpu().numpy())
-    _sibling(out, ".json").write_text(json.dumps(meta, indent=2) + "\n")
+            with atomic_write(_sibling(out, ".codes.npy")) as tmp:
+                np.save(tmp, codes.cpu().numpy())
+    with atomic_write(_sibling(out, ".json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def load_latents(path: Path) -> tuple[Tensor | None, Tensor | None, dict]:

@@ -1,0 +1,148 @@
+"""Issue 16, the commands other than training: what they write and what they refuse, through
+the real console scripts. Every refusal is one line on stderr, status 2, before any computing,
+with the files already there byte-identical."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audioae.files import atomic_write
+from conftest import run_cli
+from inference.inference_helpers import single_threaded_subprocesses, tone, trained_run
+
+pytestmark = pytest.mark.slow  # real commands, a second each at least
+FAST = ("--chunk-size", "0", "--device", "cpu")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory):
+    return tone(tmp_path_factory.mktemp("audio") / "a.wav", 16000, 2, 0.5)
+
+
+def cli(command: str, *args: str, cwd: Path):
+    with single_threaded_subprocesses():
+        return run_cli(command, *args, cwd=cwd, check=False)
+
+
+def one_line_error(proc, *needles: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+# --- 1. one overwrite rule, atomic writes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["audioae-encode", "audioae-reconstruct", "audioae-decode"])
+def test_inference_commands_refuse_to_overwrite_without_force(run, wav, tmp_path, command):
+    inputs = [str(wav)]
+    suffix = ".safetensors" if command == "audioae-encode" else ".wav"
+    if command == "audioae-decode":
+        lat = tmp_path / "lat"
+        assert cli("audioae-encode", str(run), str(wav), "--out", str(lat), *FAST, cwd=tmp_path)
+        inputs = [str(lat / "a.safetensors")]
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / f"a{suffix}"
+    target.write_bytes(b"precious")
+    proc = cli(command, str(run), *inputs, "--out", str(out), *FAST, cwd=tmp_path)
+    one_line_error(proc, str(target), "--force")
+    assert target.read_bytes() == b"precious" and sorted(out.iterdir()) == [target]
+
+    proc = cli(command, str(run), *inputs, "--out", str(out), *FAST, "--force", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_bytes() != b"precious" and not list(out.glob(".tmp-*"))
+
+
+def test_encode_counts_the_metadata_file_as_an_output(run, wav, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.json").write_text("{}")
+    proc = cli("audioae-encode", str(run), str(wav), "--out", str(out), *FAST, cwd=tmp_path)
+    one_line_error(proc, str(out / "a.json"))
+    assert (out / "a.json").read_text() == "{}" and not (out / "a.safetensors").exists()
+
+
+def test_eval_refuses_to_overwrite_results_before_computing(run, wav, tmp_path):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "results.csv").write_text("old\n")
+    args = (str(run), str(wav), "--out", str(out), "--no-visqol", "--conditions", "", *FAST)
+    proc = cli("audioae-eval", *args, cwd=tmp_path)
+    one_line_error(proc, str(out / "results.csv"), "--force")
+    assert proc.stdout == ""  # nothing computed: the model is not even loaded
+    assert (out / "results.csv").read_text() == "old\n" and not (out / "results.json").exists()
+    proc = cli("audioae-eval", *args, "--force", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "results.csv").read_text().startswith("scope,name,condition")
+    assert (out / "results.json").is_file()
+
+
+def test_convert_to_json_refuses_to_overwrite(run, tmp_path):
+    target = tmp_path / "model_config.json"
+    target.write_text("mine\n")
+    proc = cli("audioae-convert", "--to-json", str(run), "--out", str(target), cwd=tmp_path)
+    one_line_error(proc, str(target), "--force")
+    assert target.read_text() == "mine\n"
+    args = ("--to-json", str(run), "--out", str(target), "--force")
+    assert cli("audioae-convert", *args, cwd=tmp_path).returncode == 0
+    assert '"model_type": "autoencoder"' in target.read_text()
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_partial_one(tmp_path):
+    target = tmp_path / "x.wav"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), atomic_write(target) as tmp:
+        sf.write(str(tmp), np.zeros((100, 2), np.float32), 16000)
+        assert tmp.parent == tmp_path and tmp.name.endswith(".wav")
+        raise KeyboardInterrupt
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+    with atomic_write(target) as tmp:
+        sf.write(str(tmp), np.zeros((100, 2), np.float32), 16000)
+    assert sf.info(str(target)).frames == 100 and list(tmp_path.iterdir()) == [target]
+
+
+# --- 2. an unwritable --out fails first ---------------------------------------------------------
+
+
+def unwritable(tmp_path: Path) -> list[Path]:
+    """Output folders no one can write in: under a file, and (not as root, whom permissions do
+    not stop) in a read-only folder; /sys, read-only, where it is."""
+    (tmp_path / "file").write_text("")
+    outs = [tmp_path / "file" / "out"]
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    try:
+        (ro / "probe").touch()
+        (ro / "probe").unlink()
+    except OSError:
+        outs.append(ro / "out")
+    if Path("/sys").is_dir() and not (Path("/sys") / "audioae-out").exists():
+        outs.append(Path("/sys/audioae-out"))
+    return outs
+
+
+@pytest.mark.parametrize("command", ["audioae-encode", "audioae-reconstruct", "audioae-eval"])
+def test_an_unwritable_out_is_one_line_before_any_computing(run, wav, tmp_path, command):
+    extra = ("--no-visqol",) if command == "audioae-eval" else ()
+    for out in unwritable(tmp_path):
+        proc = cli(command, str(run), str(wav), "--out", str(out), *FAST, *extra, cwd=tmp_path)
+        one_line_error(proc, str(out))
+        assert proc.stdout == ""
+
+
+def test_convert_to_json_into_an_unwritable_folder(run, tmp_path):
+    out = unwritable(tmp_path)[0] / "model_config.json"
+    proc = cli("audioae-convert", "--to-json", str(run), "--out", str(out), cwd=tmp_path)
+    one_line_error(proc, str(out.parent))
