@@ -146,3 +146,83 @@ def test_convert_to_json_into_an_unwritable_folder(run, tmp_path):
     out = unwritable(tmp_path)[0] / "model_config.json"
     proc = cli("audioae-convert", "--to-json", str(run), "--out", str(out), cwd=tmp_path)
     one_line_error(proc, str(out.parent))
+
+
+# --- 3. input files: NaN, truncated, too many channels, unreadable in a folder ------------------
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory):
+    """good.wav, nan.wav (one NaN sample), cut.wav (half of its data chunk missing), six.wav
+    (6 channels), junk.wav (not audio), all 16 kHz, 0.5 s."""
+    d = tmp_path_factory.mktemp("bad")
+    tone(d / "good.wav", 16000, 2, 0.5)
+    data = np.full((8000, 2), 0.1, np.float32)
+    data[1234, 1] = np.nan
+    sf.write(str(d / "nan.wav"), data, 16000, subtype="FLOAT")
+    tone(d / "cut.wav", 16000, 2, 0.5)  # 8000 frames of 16-bit stereo after a 44-byte header
+    raw = (d / "cut.wav").read_bytes()
+    assert len(raw) == 44 + 8000 * 4
+    (d / "cut.wav").write_bytes(raw[: 44 + 4000 * 4])
+    tone(d / "six.wav", 16000, 6, 0.5)
+    (d / "junk.wav").write_bytes(b"RIFF" + bytes(range(200)))
+    return d
+
+
+def test_nan_samples_are_refused_naming_the_file(run, bad, tmp_path):
+    for command in ("audioae-encode", "audioae-reconstruct"):
+        out = tmp_path / command
+        proc = cli(command, str(run), str(bad / "nan.wav"), "--out", str(out), *FAST, cwd=tmp_path)
+        one_line_error(proc, str(bad / "nan.wav"), "NaN")
+        assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_truncated_wav_warns_naming_the_file_and_what_was_read(run, bad, tmp_path):
+    cut = bad / "cut.wav"
+    proc = cli(
+        "audioae-reconstruct", str(run), str(cut), "--out", str(tmp_path), *FAST, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    (warning,) = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert warning.startswith(f"audioae-reconstruct: warning: {cut}: truncated")
+    assert "declares 8000 frames, read 4000" in warning
+    assert sf.info(str(tmp_path / "cut.wav")).frames == 4000
+
+
+def test_more_channels_than_the_model_takes_warns_what_was_done(run, bad, tmp_path):
+    six = bad / "six.wav"
+    proc = cli(
+        "audioae-reconstruct", str(run), str(six), "--out", str(tmp_path), *FAST, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    (warning,) = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert warning == (
+        f"audioae-reconstruct: warning: {six}: 6 channels, the model takes 2: kept the first 2"
+    )
+    assert sf.info(str(tmp_path / "six.wav")).channels == 2
+
+
+def test_eval_skips_unreadable_files_in_a_folder_and_counts_them(run, bad, tmp_path):
+    import json
+
+    out = tmp_path / "eval"
+    args = (str(run), str(bad), "--out", str(out), "--no-visqol", "--conditions", "", *FAST)
+    proc = cli("audioae-eval", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert "Traceback" not in proc.stderr
+    skipped = sorted(line for line in warnings if line.endswith("; skipped"))
+    assert [line.split(": ")[2] for line in skipped] == [
+        str(bad / "junk.wav"),
+        str(bad / "nan.wav"),
+    ]
+    report = json.loads((out / "results.json").read_text())
+    assert sorted(r["file"] for r in report["files"]) == ["cut.wav", "good.wav", "six.wav"]
+    assert [s["file"] for s in report["skipped"]] == ["junk.wav", "nan.wav"]
+    assert report["means"]["overall"]["files"] == 3
+    assert "skipped 2 unreadable file(s) of 5" in proc.stdout
+
+    # a file named on the command line is not skipped: it is the error
+    named = cli("audioae-eval", str(run), str(bad / "junk.wav"), "--out", str(tmp_path / "e2"),
+                "--no-visqol", *FAST, cwd=tmp_path)  # fmt: skip
+    one_line_error(named, str(bad / "junk.wav"))

@@ -1,4 +1,5 @@
-"""The output rule of every command: an existing file is never overwritten without --force
+"""The files the commands read and write. Inputs used with a change are an InputWarning.
+The output rule of every command: an existing file is never overwritten without --force
 (checked before any computing, `check_new`), the output folder must be writable (also checked
 first, `check_writable`), and every file is written atomically (`atomic_write`: a temporary
 file in the same folder, then os.replace), so that an interrupted command never leaves a half
@@ -13,6 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from audioae.errors import AudioAEError
+
+
+class InputWarning(UserWarning):
+    """An input file used with a change the user should know of (truncated, channels dropped,
+    skipped); the commands print each as one line `PROG: warning: ...`."""
 
 
 def check_new(paths: Iterable[Path], force: bool) -> None:
