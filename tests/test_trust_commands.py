@@ -4,15 +4,24 @@ with the files already there byte-identical."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
 
 from audioae.files import atomic_write
-from conftest import run_cli
-from inference.inference_helpers import single_threaded_subprocesses, tone, trained_run
+from conftest import compose_train, run_cli
+from inference.inference_helpers import (
+    single_threaded_subprocesses,
+    smoke_model,
+    tone,
+    trained_run,
+)
 
 pytestmark = pytest.mark.slow  # real commands, a second each at least
 FAST = ("--chunk-size", "0", "--device", "cpu")
@@ -203,8 +212,6 @@ def test_more_channels_than_the_model_takes_warns_what_was_done(run, bad, tmp_pa
 
 
 def test_eval_skips_unreadable_files_in_a_folder_and_counts_them(run, bad, tmp_path):
-    import json
-
     out = tmp_path / "eval"
     args = (str(run), str(bad), "--out", str(out), "--no-visqol", "--conditions", "", *FAST)
     proc = cli("audioae-eval", *args, cwd=tmp_path)
@@ -226,3 +233,58 @@ def test_eval_skips_unreadable_files_in_a_folder_and_counts_them(run, bad, tmp_p
     named = cli("audioae-eval", str(run), str(bad / "junk.wav"), "--out", str(tmp_path / "e2"),
                 "--no-visqol", *FAST, cwd=tmp_path)  # fmt: skip
     one_line_error(named, str(bad / "junk.wav"))
+
+
+# --- 4. audioae-decode: codes and latents it cannot decode --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rvq(tmp_path_factory):
+    """An export of a random smoke model with an 8 x 1024 RVQ bottleneck."""
+    model = smoke_model("bottleneck=rvq", fold=False)
+    export = tmp_path_factory.mktemp("rvq")
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, export / "model.safetensors"
+    )
+    cfg = compose_train("experiment=smoke", "bottleneck=rvq")
+    OmegaConf.save(cfg, export / "config.yaml", resolve=True)
+    assert model.bottleneck.num_quantizers == 8 and model.bottleneck.codebook_size == 1024
+    return export
+
+
+def test_from_codes_on_a_continuous_model_is_one_error(run, tmp_path):
+    save_file({"codes": torch.zeros(8, 10, dtype=torch.int64)}, tmp_path / "c.safetensors")
+    args = (str(run), str(tmp_path / "c.safetensors"), "--out", str(tmp_path / "o"), *FAST)
+    proc = cli("audioae-decode", *args, "--from-codes", cwd=tmp_path)
+    one_line_error(proc, "--from-codes", "continuous")
+
+
+@pytest.mark.parametrize(
+    "case, codes, needles",
+    [
+        ("range", torch.full((8, 10), 1024), ("code 1024", "0..1023")),
+        ("negative", torch.full((8, 10), -1), ("code -1", "0..1023")),
+        ("float", torch.zeros(8, 10), ("torch.float32", "integers")),
+        ("count", torch.zeros(3, 10, dtype=torch.int64), ("3 codebook(s)", "has 8")),
+    ],
+)
+def test_codes_a_model_cannot_decode_are_one_error_naming_the_file(
+    rvq, tmp_path, case, codes, needles
+):
+    export = rvq
+    path = tmp_path / f"{case}.safetensors"
+    save_file({"codes": codes}, path)
+    out = tmp_path / "o"
+    proc = cli("audioae-decode", str(export), str(path), "--out", str(out), "--from-codes", *FAST,
+               cwd=tmp_path)  # fmt: skip
+    one_line_error(proc, str(path), *needles)
+    assert not (out / f"{case}.wav").exists()
+
+
+def test_latents_with_zero_frames_are_one_error(run, tmp_path):
+    path = tmp_path / "empty.safetensors"
+    save_file({"latents": torch.zeros(8, 0)}, path)
+    proc = cli(
+        "audioae-decode", str(run), str(path), "--out", str(tmp_path / "o"), *FAST, cwd=tmp_path
+    )
+    one_line_error(proc, str(path), "0 frames")

@@ -181,6 +181,8 @@ def _decode(args: argparse.Namespace) -> None:
     outs = _outputs(args, f".{args.format}")
     s = Session(args)
     m = s.model
+    if args.from_codes and not m.is_discrete:
+        raise AudioAEError("--from-codes: the model's bottleneck is continuous; it has no codes")
     args.out.mkdir(parents=True, exist_ok=True)
     for f, out in zip(_progress(args.inputs, "audioae-decode"), outs):
         latents, codes, meta = latents_file.load_latents(f)
@@ -195,10 +197,17 @@ def _decode(args: argparse.Namespace) -> None:
                 f"{f}: encoded at {meta['sample_rate']} Hz, the model runs at {m.sample_rate} Hz"
             )
         length = meta.get("length")
+        if args.from_codes and codes is None:
+            raise AudioAEError(f"{f}: holds no codes (--from-codes)")
         if codes is not None and (args.from_codes or latents is None):
             if not m.is_discrete:
                 raise AudioAEError(f"{f}: holds codes but the model's bottleneck is continuous")
             from audioae.inference import decode_codes_long
+
+            b = m.bottleneck
+            latents_file.check_codes(
+                f, codes, getattr(b, "num_quantizers", None), getattr(b, "codebook_size", None)
+            )
 
             audio = decode_codes_long(m, codes[None], length, s.chunk, s.overlap)[0]
         else:

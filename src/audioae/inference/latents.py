@@ -131,7 +131,29 @@ def load_latents(path: Path) -> tuple[Tensor | None, Tensor | None, dict]:
     latents, codes = _matrix(path, "latents", latents), _matrix(path, "codes", codes)
     if latents is None and codes is None:
         raise AudioAEError(f"{path}: holds neither latents nor codes")
+    for name, t in (("latents", latents), ("codes", codes)):
+        if t is not None and t.shape[-1] == 0:
+            raise AudioAEError(f"{path}: {name} of shape {tuple(t.shape)}: 0 frames")
     return latents, codes, meta
+
+
+def check_codes(path: Path, codes: Tensor, codebooks: int | None, size: int | None) -> None:
+    """Codes (Q, L) a bottleneck of `codebooks` codebooks of `size` entries can decode:
+    integers, Q == codebooks, each in [0, size); None skips that check."""
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise AudioAEError(f"{path}: codes of type {codes.dtype}, expected integers")
+    if codebooks is not None and codes.shape[0] != codebooks:
+        raise AudioAEError(
+            f"{path}: codes for {codes.shape[0]} codebook(s), the model has {codebooks}"
+        )
+    if size is not None:
+        outside = ((codes < 0) | (codes >= size)).nonzero()
+        if len(outside):
+            q, t = outside[0].tolist()
+            raise AudioAEError(
+                f"{path}: code {codes[q, t].item()} (codebook {q}, frame {t}) is outside the "
+                f"model's range 0..{size - 1}"
+            )
 
 
 def _matrix(path: Path, name: str, t: Tensor | None) -> Tensor | None:
