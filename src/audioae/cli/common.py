@@ -55,6 +55,8 @@ def run_command(prog: str, body: Callable[[], T]) -> T:
         sys.exit(130)
     except Exception as e:
         fail(prog, f"unexpected error: {type(e).__name__}: {one_line(e)}")
+    finally:
+        warnings.showwarning = default_show
 
 
 def add_device_option(p: argparse.ArgumentParser) -> None:
