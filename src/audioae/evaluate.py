@@ -25,6 +25,7 @@ import math
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -32,6 +33,7 @@ import torch
 from audioae import metrics
 from audioae.data import EXTENSIONS, find_audio
 from audioae.errors import AudioAEError
+from audioae.files import InputWarning, atomic_write, check_new, check_writable, write_text
 from audioae.inference import decode_long, encode_long, load_model, optimize_for_inference
 from audioae.inference.audio import read_audio, to_model
 from audioae.inference.chunked import CHUNK_SIZE, OVERLAP, WHOLE
@@ -107,13 +109,16 @@ def evaluate(
     ema: bool = True,
     visqol: bool = True,
     command: str = "",
+    force: bool = False,
 ) -> dict:
     """Reconstruct every audio file of `inputs` (files, or folders searched recursively) with
     the model at `checkpoint` in chunks of `chunk` latent frames (inference.chunked), measure
     it and the reference `conditions` (see the module docstring), print the table, write
-    out/results.json and out/results.csv; returns the report (results.json's content)."""
+    out/results.json and out/results.csv (existing ones only with `force`); returns the report
+    (results.json's content)."""
     conds_hz = parse_conditions(conditions)
     root, files = find_files(inputs)
+    check_outputs(out, force)
     model, _ = load_model(checkpoint, ema=ema, device=device)
     optimize_for_inference(model)  # same outputs, less work (audioae/inference/fast.py)
     rate, ratio = model.sample_rate, model.downsampling_ratio
@@ -148,10 +153,18 @@ def evaluate(
     )
     table = Table(names)
     print(table.header("file (model reconstruction)"))
-    results = []
+    results, skipped = [], []
+    named = {Path(os.path.abspath(os.path.expanduser(n))) for n in inputs}
     start = time.perf_counter()
     for path in files:
-        audio, file_rate = read_audio(path)
+        try:
+            audio, file_rate = read_audio(path)
+        except AudioAEError as e:
+            if path in named:  # a file the user named is an error; one found in a folder not
+                raise
+            warnings.warn(f"{e}; skipped", InputWarning, stacklevel=1)
+            skipped.append({"file": path.relative_to(root).as_posix(), "reason": str(e)})
+            continue
         # input and reference by the training rule (AudioAutoencoder.inputs_and_targets)
         x, ref = model.inputs_and_targets(
             to_model(audio, file_rate, rate, model.data_channels, str(path))
@@ -173,6 +186,8 @@ def evaluate(
         results.append(entry)
         print(table.row(entry["file"], entry["model"]), flush=True)
     elapsed = time.perf_counter() - start
+    if not results:
+        raise EvalError(f"no readable audio file: all {len(skipped)} skipped (see the warnings)")
 
     conds = ["model", *conds_hz]
     means = summarise(results, conds, names)
@@ -188,6 +203,10 @@ def evaluate(
             " s, the shortest it scores; its means are over the other files"
         )
     notes = [PAIRING_NOTE, *filter(None, [visqol_note])]
+    if skipped:
+        notes.append(
+            f"skipped {len(skipped)} unreadable file(s) of {len(files)} (listed under 'skipped')"
+        )
     if nyquist := [c for c, hz in conds_hz.items() if hz is not None and hz >= rate / 2]:
         notes.append(
             f"{', '.join(nyquist)}: cutoff at or above the model's Nyquist ({rate / 2:g} Hz), "
@@ -216,13 +235,20 @@ def evaluate(
         | {c: describe(hz) for c, hz in conds_hz.items()},
         "notes": notes,
         "files": results,
+        "skipped": skipped,
         "means": means,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(finite(report), indent=2) + "\n")
+    write_text(out / "results.json", json.dumps(finite(report), indent=2) + "\n")
     write_csv(out / "results.csv", results, means, conds, names)
     print(f"results: {out / 'results.json'}, {out / 'results.csv'} ({elapsed:.1f} s)")
     return report
+
+
+def check_outputs(out: Path, force: bool) -> None:
+    """Before any computing: --out writable, results.json/csv new unless `force`."""
+    check_writable(out)
+    check_new([out / "results.json", out / "results.csv"], force)
 
 
 def describe(cutoff_hz: float | None) -> str:
@@ -264,7 +290,7 @@ def finite(obj):
 
 def write_csv(path: Path, results: list, means: dict, conds: list, names: list) -> None:
     """One row per (file or mean, condition); scope: file, folder or overall."""
-    with path.open("w", newline="") as f:
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["scope", "name", "condition", "files", "seconds", *names])
         for r in results:

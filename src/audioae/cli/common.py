@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from audioae.errors import AudioAEError
+from audioae.files import InputWarning
 
 STATUS = 2  # every command's exit status for a one-line error
 T = TypeVar("T")
@@ -33,8 +34,19 @@ def one_line(error: BaseException) -> str:
 
 
 def run_command(prog: str, body: Callable[[], T]) -> T:
-    """body(), with the error policy of the module docstring."""
+    """body(), with the error policy of the module docstring; warnings about the user's input
+    (InputWarning) are one line `PROG: warning: message` each, always shown."""
     warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.simplefilter("always", InputWarning)
+    default_show = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"{prog}: warning: {one_line(message)}", file=sys.stderr)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         return body()
     except (AudioAEError, OSError) as e:
@@ -43,6 +55,8 @@ def run_command(prog: str, body: Callable[[], T]) -> T:
         sys.exit(130)
     except Exception as e:
         fail(prog, f"unexpected error: {type(e).__name__}: {one_line(e)}")
+    finally:
+        warnings.showwarning = default_show
 
 
 def add_device_option(p: argparse.ArgumentParser) -> None:

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 from audioae.cli.common import STATUS, run_command
 from audioae.errors import ConfigError
+from audioae.files import check_new, check_writable, write_text
 
 PROG = "audioae-convert"
 
@@ -49,7 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--experiment", metavar="NAME", help="write OUT/experiment/NAME.yaml (OUT: --out)"
     )
-    parser.add_argument("--force", action="store_true", help="overwrite an existing preset")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite an existing preset or --to-json file"
+    )
     parser.add_argument(
         "--lenient", action="store_true", help="drop unknown or unsupported keys with a warning"
     )
@@ -75,10 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def to_json(source: str, out: str | None) -> None:
+def to_json(source: str, out: str | None, force: bool = False) -> None:
     from audioae import runs
     from audioae.convert import config_to_sat
 
+    if out:
+        check_writable(Path(out).parent)
+        check_new([Path(out)], force)
     path = Path(source)
     path = path / runs.CONFIG if path.is_dir() else path
     if not path.is_file():
@@ -90,7 +96,7 @@ def to_json(source: str, out: str | None) -> None:
         )
     text = json.dumps(config_to_sat(cfg), indent=4) + "\n"
     if out:
-        Path(out).write_text(text)
+        write_text(Path(out), text)
         print(f"wrote {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -106,8 +112,8 @@ def from_json(args: argparse.Namespace) -> None:
             raise ConfigError(f"--experiment {name}: use letters, digits, '_' and '-' only")
         root = Path(args.out or "experiments").absolute()
         target = root / "experiment" / f"{name}.yaml"
-        if target.exists() and not args.force:
-            raise ConfigError(f"{target} exists; --force overwrites it")
+        check_writable(root)
+        check_new([target], args.force)
         overrides = [f"hydra.searchpath=[{searchpath_entry(root)}]", f"experiment={name}"]
     else:
         overrides = conversion.overrides
@@ -121,7 +127,7 @@ def from_json(args: argparse.Namespace) -> None:
             )
     if args.experiment:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(preset(conversion, name))
+        write_text(target, preset(conversion, name))
         print(f"wrote {target}", file=sys.stderr)
     print(" ".join(shlex.quote(o) if quote else o for o in overrides))
 
@@ -151,7 +157,7 @@ def convert_with_warnings(args: argparse.Namespace) -> None:
         warnings.simplefilter("always")
         try:
             if args.to_json:
-                to_json(args.to_json, args.out)
+                to_json(args.to_json, args.out, args.force)
             else:
                 from_json(args)
         finally:

@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_device_option(p)
     p.add_argument("--no-ema", action="store_true", help="online weights instead of the EMA's")
     p.add_argument("--no-visqol", action="store_true", help="skip ViSQOL even when installed")
+    p.add_argument("--force", action="store_true", help="overwrite results.json and results.csv")
     return p.parse_args(argv)
 
 
@@ -63,16 +64,18 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
-    from audioae.evaluate import evaluate, find_files, parse_conditions
+    from audioae.evaluate import check_outputs, evaluate, find_files, parse_conditions
 
-    # input errors before the heavy work (loading the model)
+    # input and output errors before the heavy work (loading the model)
+    out = Path(args.out) if args.out else default_out(args.checkpoint)
     parse_conditions(args.conditions)
     find_files(args.inputs)
+    check_outputs(out, args.force)
     chunk, overlap = parse_chunking(args)
     return evaluate(
         args.checkpoint,
         args.inputs,
-        Path(args.out) if args.out else default_out(args.checkpoint),
+        out,
         conditions=args.conditions,
         chunk=chunk,
         overlap=overlap,
@@ -80,6 +83,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> dict:
         ema=not args.no_ema,
         visqol=not args.no_visqol,
         command="audioae-eval " + " ".join(sys.argv[1:] if argv is None else argv),
+        force=args.force,
     )
 
 

@@ -30,6 +30,7 @@ from audioae.cli.common import (
     run_command,
 )
 from audioae.errors import AudioAEError
+from audioae.files import check_new, check_writable
 from audioae.inference import latents as latents_file
 
 
@@ -42,6 +43,7 @@ def _parser(prog: str, description: str, inputs: str) -> argparse.ArgumentParser
     add_device_option(p)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
     p.add_argument("--no-ema", action="store_true", help="use online weights, not the EMA")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
     return p
 
 
@@ -109,8 +111,10 @@ class Session:
         write_audio(path, audio, self.model.sample_rate, self.args.subtype)
 
 
-def _outputs(inputs: Sequence[Path], out: Path, suffix: str) -> list[Path]:
-    """One output per input, named after it; refuses collisions and overwriting an input."""
+def _outputs(args: argparse.Namespace, suffix: str, latents: bool = False) -> list[Path]:
+    """One output per input, named after it, in a writable --out; refuses collisions,
+    overwriting an input and (without --force) overwriting any existing file."""
+    inputs, out = args.inputs, args.out
     for f in inputs:
         if not f.exists():
             raise AudioAEError(f"{f}: no such file")
@@ -122,6 +126,9 @@ def _outputs(inputs: Sequence[Path], out: Path, suffix: str) -> list[Path]:
         if p.resolve() in {i.resolve() for i in inputs}:
             raise AudioAEError(f"{p} would overwrite an input; choose another --out folder")
         seen[p] = f
+    check_writable(out)
+    written = [w for p in paths for w in (latents_file.outputs(p) if latents else [p])]
+    check_new(written, args.force)
     return paths
 
 
@@ -142,7 +149,7 @@ def encode_main(argv: Sequence[str] | None = None) -> None:
 
 
 def _encode(args: argparse.Namespace) -> None:
-    outs = _outputs(args.inputs, args.out, f".{args.format}")
+    outs = _outputs(args, f".{args.format}", latents=True)
     s = Session(args)
     args.out.mkdir(parents=True, exist_ok=True)
     for f, out in zip(_progress(args.inputs, "audioae-encode"), outs):
@@ -171,9 +178,11 @@ def decode_main(argv: Sequence[str] | None = None) -> None:
 
 def _decode(args: argparse.Namespace) -> None:
     _check_audio_format(args)
-    outs = _outputs(args.inputs, args.out, f".{args.format}")
+    outs = _outputs(args, f".{args.format}")
     s = Session(args)
     m = s.model
+    if args.from_codes and not m.is_discrete:
+        raise AudioAEError("--from-codes: the model's bottleneck is continuous; it has no codes")
     args.out.mkdir(parents=True, exist_ok=True)
     for f, out in zip(_progress(args.inputs, "audioae-decode"), outs):
         latents, codes, meta = latents_file.load_latents(f)
@@ -188,10 +197,17 @@ def _decode(args: argparse.Namespace) -> None:
                 f"{f}: encoded at {meta['sample_rate']} Hz, the model runs at {m.sample_rate} Hz"
             )
         length = meta.get("length")
+        if args.from_codes and codes is None:
+            raise AudioAEError(f"{f}: holds no codes (--from-codes)")
         if codes is not None and (args.from_codes or latents is None):
             if not m.is_discrete:
                 raise AudioAEError(f"{f}: holds codes but the model's bottleneck is continuous")
             from audioae.inference import decode_codes_long
+
+            b = m.bottleneck
+            latents_file.check_codes(
+                f, codes, getattr(b, "num_quantizers", None), getattr(b, "codebook_size", None)
+            )
 
             audio = decode_codes_long(m, codes[None], length, s.chunk, s.overlap)[0]
         else:
@@ -218,7 +234,7 @@ def reconstruct_main(argv: Sequence[str] | None = None) -> None:
 
 def _reconstruct(args: argparse.Namespace) -> None:
     _check_audio_format(args)
-    outs = _outputs(args.inputs, args.out, f".{args.format}")
+    outs = _outputs(args, f".{args.format}")
     s = Session(args)
     args.out.mkdir(parents=True, exist_ok=True)
     for f, out in zip(_progress(args.inputs, "audioae-reconstruct"), outs):

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from audioae.build import build_autoencoder
-from audioae.errors import AudioAEError
+from audioae.files import atomic_write, check_new, check_writable, write_text
 from audioae.inference.loading import CONFIG, SAT_CONFIG, WEIGHTS, locate, read_config, read_state
 from audioae.inference.weights import load_strict, state_hash
 
@@ -39,15 +39,15 @@ def export(run: str | Path, out: Path, sat: bool = False, ema: bool = True, forc
         from audioae.inference.sat import to_sat
 
         sat_config = to_sat(cfg)
-    existing = [n for n in (WEIGHTS, CONFIG, SAT_CONFIG) if (out / n).exists()]
-    if existing and not force:
-        raise AudioAEError(f"{out} already holds {', '.join(existing)}; add --force to replace")
+    check_writable(out)
+    check_new([out / n for n in (WEIGHTS, CONFIG, SAT_CONFIG)], force)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous() for k, v in state.items()}
-    save_file(tensors, out / WEIGHTS, metadata={"format": "pt"})
-    OmegaConf.save(cfg, out / CONFIG, resolve=True)
+    with atomic_write(out / WEIGHTS) as tmp:
+        save_file(tensors, tmp, metadata={"format": "pt"})
+    write_text(out / CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
     if sat_config is not None:
-        (out / SAT_CONFIG).write_text(json.dumps(sat_config, indent=4) + "\n")
+        write_text(out / SAT_CONFIG, json.dumps(sat_config, indent=4) + "\n")
     elif (out / SAT_CONFIG).exists():
         (out / SAT_CONFIG).unlink()  # a stale one from an earlier --sat export
     digest = state_hash(tensors)

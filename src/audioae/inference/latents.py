@@ -18,6 +18,7 @@ from torch import Tensor
 
 from audioae.autoencoder import AudioAutoencoder
 from audioae.errors import AudioAEError
+from audioae.files import atomic_write
 
 FORMATS = ("safetensors", "npy")
 _ENDINGS = (".codes.npy", ".safetensors", ".npy", ".json")
@@ -70,20 +71,34 @@ def metadata(
     }
 
 
+def outputs(out: Path) -> list[Path]:
+    """Every file `save_latents(out, ...)` may write (for the overwrite check; with .npy a
+    stale NAME.codes.npy would be read back with the new latents, so it counts too)."""
+    paths = [out, _sibling(out, ".json")]
+    if out.suffix == ".npy":
+        paths.append(_sibling(out, ".codes.npy"))
+    return paths
+
+
 def save_latents(out: Path, latents: Tensor, codes: Tensor | None, meta: dict) -> None:
-    """Write latents (D, L) and codes (Q, L) to `out` (.safetensors or .npy) and NAME.json."""
+    """Write latents (D, L) and codes (Q, L) to `out` (.safetensors or .npy) and NAME.json,
+    each atomically."""
     from safetensors.torch import save_file
 
     if out.suffix == ".safetensors":
         tensors = {"latents": latents.cpu()}
         if codes is not None:
             tensors["codes"] = codes.cpu()
-        save_file(tensors, out, metadata={"audioae": json.dumps(meta)})
+        with atomic_write(out) as tmp:
+            save_file(tensors, tmp, metadata={"audioae": json.dumps(meta)})
     else:
-        np.save(out, latents.cpu().numpy())
+        with atomic_write(out) as tmp:
+            np.save(tmp, latents.cpu().numpy())
         if codes is not None:
-            np.save(_sibling(out, ".codes.npy"), codes.cpu().numpy())
-    _sibling(out, ".json").write_text(json.dumps(meta, indent=2) + "\n")
+            with atomic_write(_sibling(out, ".codes.npy")) as tmp:
+                np.save(tmp, codes.cpu().numpy())
+    with atomic_write(_sibling(out, ".json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def load_latents(path: Path) -> tuple[Tensor | None, Tensor | None, dict]:
@@ -116,7 +131,29 @@ def load_latents(path: Path) -> tuple[Tensor | None, Tensor | None, dict]:
     latents, codes = _matrix(path, "latents", latents), _matrix(path, "codes", codes)
     if latents is None and codes is None:
         raise AudioAEError(f"{path}: holds neither latents nor codes")
+    for name, t in (("latents", latents), ("codes", codes)):
+        if t is not None and t.shape[-1] == 0:
+            raise AudioAEError(f"{path}: {name} of shape {tuple(t.shape)}: 0 frames")
     return latents, codes, meta
+
+
+def check_codes(path: Path, codes: Tensor, codebooks: int | None, size: int | None) -> None:
+    """Codes (Q, L) a bottleneck of `codebooks` codebooks of `size` entries can decode:
+    integers, Q == codebooks, each in [0, size); None skips that check."""
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise AudioAEError(f"{path}: codes of type {codes.dtype}, expected integers")
+    if codebooks is not None and codes.shape[0] != codebooks:
+        raise AudioAEError(
+            f"{path}: codes for {codes.shape[0]} codebook(s), the model has {codebooks}"
+        )
+    if size is not None:
+        outside = ((codes < 0) | (codes >= size)).nonzero()
+        if len(outside):
+            q, t = outside[0].tolist()
+            raise AudioAEError(
+                f"{path}: code {codes[q, t].item()} (codebook {q}, frame {t}) is outside the "
+                f"model's range 0..{size - 1}"
+            )
 
 
 def _matrix(path: Path, name: str, t: Tensor | None) -> Tensor | None:
