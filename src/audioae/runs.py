@@ -3,7 +3,9 @@
 Training writes it, and inference, evaluation, export and conversion read it; this module is
 the only one that knows its file names (as torchtune's checkpointer owns its files).
 
-    RUN/config.yaml                 the fully resolved config
+    RUN/config.yaml                 the fully resolved config (a resume with other settings
+                                    writes config.resume-STEP.yaml beside it)
+    RUN/.lock                       "PID HOST" of the training that owns the folder
     RUN/tb/                         TensorBoard event files
     RUN/holdout.txt                 the data files never trained on (train/validate.py)
     RUN/demos/step_00000100/        demo WAVs (train/demo.py)
@@ -25,7 +27,10 @@ read with `torch.load(weights_only=True)` (Accelerate's own loader does the same
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +44,10 @@ from audioae.errors import AudioAEError, CheckpointError
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
+log = logging.getLogger(__name__)
+
 CONFIG = "config.yaml"
+LOCK = ".lock"
 TENSORBOARD = "tb"
 HOLDOUT = "holdout.txt"
 DEMOS = "demos"
@@ -78,6 +86,63 @@ def is_run(path: Path) -> bool:
 
 def is_complete(folder: Path) -> bool:
     return all((Path(folder) / name).exists() for name in COMPLETE)
+
+
+def step_folders(run_dir: Path) -> dict[int, Path]:
+    """The run's checkpoints/step_N folders by step, complete or not."""
+    folder = Path(run_dir) / CHECKPOINTS
+    return {s: p for p in folder.glob(f"{_STEP}*") if (s := step_of(p.name)) is not None}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def claim_run_dir(run_dir: Path, resume: str | None) -> None:
+    """Make this process the owner of `run_dir`, or fail with one line: a folder that has
+    checkpoints is continued only with resume=, and one training at a time holds its lock file
+    (a lock left by a dead process of this host is taken over)."""
+    run_dir = Path(run_dir)
+    if not resume and step_folders(run_dir):
+        raise CheckpointError(
+            f"{run_dir} already has checkpoints: continue it with resume=auto, "
+            "or train into a new folder (hydra.run.dir=...)"
+        )
+    lock, host, me = run_dir / LOCK, socket.gethostname(), f"{os.getpid()} {socket.gethostname()}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock, "x") as f:
+            f.write(me + "\n")
+        return
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise CheckpointError(f"cannot write the run directory {run_dir}: {e.strerror}") from None
+    pid, _, owner = lock.read_text().strip().partition(" ")
+    if owner == host and pid.isdigit() and not _alive(int(pid)):
+        log.warning("%s: taking over the lock of process %s, which is gone", run_dir, pid)
+        lock.write_text(me + "\n")
+        return
+    raise CheckpointError(
+        f"{run_dir} is in use by process {pid} on {owner or '?'} ({lock}): train into another "
+        "hydra.run.dir, or delete the lock file if that process is gone"
+    )
+
+
+def release_run_dir(run_dir: Path) -> None:
+    """Remove this process's lock file from `run_dir` (claim_run_dir)."""
+    lock = Path(run_dir) / LOCK
+    try:
+        if lock.read_text().split()[:1] == [str(os.getpid())]:
+            lock.unlink()
+    except OSError:
+        pass
 
 
 def run_name(path: str | Path) -> str:
@@ -147,6 +212,8 @@ def save_checkpoint(
     NAME.safetensors, `state` (plain Python data and tensors) as state.pt."""
     final = checkpoint_dir(run_dir, step)
     tmp = final.with_name(final.name + ".tmp")
+    if is_complete(final):
+        raise CheckpointError(f"{final} exists: a complete checkpoint is never overwritten")
     try:
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -158,7 +225,7 @@ def save_checkpoint(
                 save_file(tensors, tmp / f"{name}.safetensors")
             torch.save(state, tmp / STATE)
             OmegaConf.save(cfg, tmp / CONFIG, resolve=True)
-            if final.exists():  # re-saving the same step (e.g. after a resume): replace it
+            if final.exists():  # an incomplete folder of that step (copied or pruned by hand)
                 old = final.with_name(final.name + ".old")
                 final.rename(old)
                 tmp.rename(final)

@@ -27,7 +27,7 @@ from audioae import runs, schema
 from audioae.build import build
 from audioae.data.sampler import StepBatches
 from audioae.distributed import setup_from_slurm
-from audioae.errors import AudioAEError
+from audioae.errors import AudioAEError, CheckpointError
 from audioae.memory import reuse_freed_memory
 from audioae.train.collectives import check_replicas, stop_requested
 from audioae.train.demo import demo_clips, write_demo
@@ -80,6 +80,25 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
 
     # Everything that can fail on the config fails here, before any data is read.
     training = build_training(cfg, acc)
+    # One owner per run folder; the other processes learn the verdict (they would wait forever).
+    refusal = None
+    if acc.is_main_process:
+        try:
+            runs.claim_run_dir(run_dir, cfg.resume)
+        except AudioAEError as e:
+            refusal = str(e)
+    refusal = broadcast_object_list([refusal])[0]
+    if refusal is not None:
+        raise CheckpointError(refusal)
+    try:
+        return _train(cfg, run_dir, acc, training)
+    finally:
+        if acc.is_main_process:
+            runs.release_run_dir(run_dir)
+
+
+def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training) -> Path | None:
+    t = cfg.trainer
     gen, dis, losses, ema = training.gen, training.dis, training.losses, training.ema
     resume = runs.resume_from(cfg.resume, run_dir)
     if acc.is_main_process:

@@ -1,0 +1,104 @@
+"""Issue 16, training side: nothing lost, nothing silent, every bad input one line.
+
+Every case runs the real `audioae-train` and checks its exit status, a single line on stderr
+without a traceback, and, where the case is about data loss, that every file the run folder held
+before is byte-identical afterwards (Hydra's own .hydra/ and train.log aside)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+FAST = ("experiment=smoke", "trainer.demo_every=0")
+HYDRA_OWN = (".hydra", "train.log")
+
+
+def snapshot(run: Path) -> dict[str, str]:
+    """sha256 of every file under `run` but Hydra's own, by relative path."""
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.relative_to(run).parts[0] not in HYDRA_OWN
+    }
+
+
+def train(run: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run_cli("audioae-train", *FAST, f"hydra.run.dir={run}", *args, cwd=cwd, check=False)
+
+
+def one_line_error(proc: subprocess.CompletedProcess, status: int = 2) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == status and len(lines) == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A finished tiny run: checkpoints at steps 1 and 2."""
+    tmp = tmp_path_factory.mktemp("trained")
+    proc = train(tmp / "run", "trainer.max_steps=2", "trainer.checkpoint_every=1", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "run"
+
+
+@pytest.fixture
+def run(trained, tmp_path) -> Path:
+    """A copy of the trained run, to do harm to."""
+    shutil.copytree(trained, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_training_again_into_a_run_with_checkpoints_is_refused(run, tmp_path):
+    before = snapshot(run)
+    line = one_line_error(train(run, "trainer.max_steps=2", cwd=tmp_path))
+    assert str(run) in line and "resume=auto" in line and "hydra.run.dir" in line
+    assert snapshot(run) == before
+
+
+def test_a_run_folder_in_use_by_a_live_process_is_refused(tmp_path):
+    run = tmp_path / "busy"
+    run.mkdir()
+    (run / ".lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # alive: this one
+    before = snapshot(run)
+    line = one_line_error(train(run, "trainer.max_steps=1", cwd=tmp_path))
+    assert f"in use by process {os.getpid()}" in line
+    assert snapshot(run) == before
+    assert not (run / "checkpoints").exists()
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = tmp_path / "stale"
+    run.mkdir()
+    (run / ".lock").write_text(f"{dead.pid} {socket.gethostname()}\n")
+    proc = train(run, "trainer.max_steps=1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"taking over the lock of process {dead.pid}" in proc.stderr + proc.stdout
+    assert not (run / ".lock").exists()  # released at the end
+    assert (run / "checkpoints/step_00000001/model.safetensors").exists()
+
+
+def test_a_complete_checkpoint_is_never_saved_over(run, tmp_path):
+    from audioae.errors import CheckpointError
+    from audioae.runs import save_checkpoint
+
+    before = snapshot(run)
+
+    class Acc:
+        is_main_process = True
+
+    with pytest.raises(CheckpointError, match="never overwritten"):
+        save_checkpoint(Acc(), run, 2, None, {}, {})
+    assert snapshot(run) == before
