@@ -102,3 +102,45 @@ def test_a_complete_checkpoint_is_never_saved_over(run, tmp_path):
     with pytest.raises(CheckpointError, match="never overwritten"):
         save_checkpoint(Acc(), run, 2, None, {}, {})
     assert snapshot(run) == before
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("trainer.max_steps=0", "trainer.max_steps=0: must be a positive"),
+        ("trainer.max_steps=-3", "trainer.max_steps=-3: must be a positive"),
+        ("trainer.grad_accum=0", "trainer.grad_accum=0"),
+        ("trainer.batch_size=0", "trainer.batch_size=0"),
+        ("sample_rate=0", "sample_rate=0"),
+        ("trainer.checkpoint_every=0", "trainer.checkpoint_every=0"),
+        ("trainer.log_every=-1", "trainer.log_every=-1: must be >= 0"),
+        ("trainer.demo_every=-1", "trainer.demo_every=-1"),
+        ("trainer.val_every=-1", "trainer.val_every=-1"),
+        ("trainer.precision=fp8", "trainer.precision=fp8: must be one of no, fp16, bf16"),
+        ("optim.generator.optimizer.lr=-1e-4", "optim.generator.optimizer.lr=-0.0001"),
+        ("data=audio_dir", "data.path is required"),  # with "for data=audio_dir" under Hydra
+    ],
+)
+def test_bad_values_are_refused_naming_the_key(override, words):
+    from audioae import schema
+    from audioae.errors import ConfigError
+    from conftest import compose_train
+
+    with pytest.raises(ConfigError) as e:
+        schema.check(compose_train(*FAST, override))
+    assert words in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("trainer.max_steps=0", "trainer.max_steps=0: must be a positive"),
+        ("sample_rate=0", "sample_rate=0: must be a positive"),
+        ("data=audio_dir", "data.path is required for data=audio_dir"),
+    ],
+)
+def test_bad_values_are_one_line_at_start_up(tmp_path, override, words):
+    run = tmp_path / "run"
+    line = one_line_error(train(run, override, cwd=tmp_path))
+    assert words in line, line
+    assert not (run / "checkpoints").exists() and not (run / "config.yaml").exists()

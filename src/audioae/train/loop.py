@@ -164,7 +164,7 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
             bar.update(1)
             if "loss/total" in logs:
                 bar.set_postfix(loss=f"{logs['loss/total']:.4f}")
-            if state.step % t.log_every == 0 or state.step in (1, t.max_steps):
+            if (t.log_every and state.step % t.log_every == 0) or state.step in (1, t.max_steps):
                 means = {**averages.pop(), **throughput.pop(), "nonfinite/skipped": state.skipped}
                 for name, net in nets:
                     if net is not None:
