@@ -29,7 +29,7 @@ PROG = "audioae-train"
 @hydra.main(version_base=None, config_path=str(config_dir()), config_name="train")
 def run(cfg: DictConfig) -> None:
     from audioae import runs  # heavy imports after Hydra has parsed the CLI
-    from audioae.train.loop import train
+    from audioae.train.loop import Preempted, train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if process_rank() > 0:
@@ -39,13 +39,22 @@ def run(cfg: DictConfig) -> None:
         for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
             root.removeHandler(handler)
             handler.close()
-    ckpt = run_command(PROG, lambda: train(cfg, run_dir))
+
+    def body() -> tuple[Path | None, int]:
+        try:
+            return train(cfg, run_dir), 0
+        except Preempted as e:  # saved, not finished: 128 + the signal (README, preemption)
+            return e.checkpoint, e.status
+
+    ckpt, status = run_command(PROG, body)
     if process_rank() == 0:
         print(f"run directory: {run_dir}")
         tb = run_dir / runs.TENSORBOARD
         print(f"  config:      {run_dir / runs.CONFIG}")
         print(f"  tensorboard: {tb}   (tensorboard --logdir {tb})")
         print(f"  checkpoint:  {ckpt}")
+    if status:
+        sys.exit(status)
 
 
 def check_output_dirs(args: list[str]) -> None:

@@ -10,6 +10,7 @@ logs are plain function calls on the main process.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,11 +39,26 @@ from audioae.train.validate import held_out_data, validate, validation_batches
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Losses", "Net", "Training", "TrainingDiverged", "build_training", "train"]
+__all__ = ["Losses", "Net", "Preempted", "Training", "TrainingDiverged", "build_training", "train"]
 
 
 class TrainingDiverged(AudioAEError):
     """Too many consecutive steps with non-finite losses or gradients."""
+
+
+class Preempted(AudioAEError):
+    """The run stopped on a signal (preemption, time-out, Ctrl-C) after saving `checkpoint`:
+    not finished, so audioae-train exits with 128 + `signum` (143 for SIGTERM), as a shell
+    reports a process killed by that signal."""
+
+    def __init__(self, checkpoint: Path, signum: int) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received: saved {checkpoint}; continue with resume=auto")
+        self.checkpoint, self.signum = checkpoint, signum
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
 
 
 class TrainState:
@@ -192,6 +208,8 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
     if writer is not None:
         writer.close()
     stop.forward()  # submitit's time-out signal: its requeue (rank 0 exits), now the state is saved
+    if stop.signal is not None:
+        raise Preempted(last, stop.signal)
     return last or runs.newest_checkpoint(run_dir)
 
 
