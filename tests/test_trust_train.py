@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from conftest import run_cli
 pytestmark = pytest.mark.slow
 FAST = ("experiment=smoke", "trainer.demo_every=0")
 HYDRA_OWN = (".hydra", "train.log")
+BAR = re.compile(r"\s*\d+%\|.*\]\s*$")  # a tqdm progress line
 
 
 def snapshot(run: Path) -> dict[str, str]:
@@ -37,7 +39,8 @@ def train(run: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def one_line_error(proc: subprocess.CompletedProcess, status: int = 2) -> str:
-    lines = proc.stderr.strip().splitlines()
+    """The one line of a failed command's stderr (the progress bar's lines aside)."""
+    lines = [x for x in re.split(r"[\r\n]+", proc.stderr) if x.strip() and not BAR.match(x)]
     assert proc.returncode == status and len(lines) == 1, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr
     return lines[0]
@@ -144,3 +147,39 @@ def test_bad_values_are_one_line_at_start_up(tmp_path, override, words):
     line = one_line_error(train(run, override, cwd=tmp_path))
     assert words in line, line
     assert not (run / "checkpoints").exists() and not (run / "config.yaml").exists()
+
+
+FULL_DISK = """
+import sys, torch
+real_save = torch.save
+def full_disk(obj, path, *args, **kwargs):
+    if "step_00000002" in str(path):
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64\\n"
+                           "PytorchStreamWriter failed writing file: No space left on device")
+    real_save(obj, path, *args, **kwargs)
+torch.save = full_disk  # what Accelerate's save_state and runs.save_checkpoint call
+from audioae.cli.train import main
+sys.argv = ["audioae-train", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    args = [*FAST, "trainer.max_steps=3", "trainer.checkpoint_every=1", f"hydra.run.dir={run}"]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    line = one_line_error(proc)
+    assert "cannot write checkpoint" in line and "step_00000002" in line
+    assert line.endswith("No space left on device; earlier checkpoints are kept"), line
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000001"]
+    from audioae.runs import find_checkpoint
+
+    assert find_checkpoint(run).name == "step_00000001"

@@ -232,11 +232,14 @@ def save_checkpoint(
                 shutil.rmtree(old)
             else:
                 tmp.rename(final)
-    except OSError as e:  # full disk, unwritable folder: keep every complete checkpoint
+    except (OSError, RuntimeError) as e:  # full disk, unwritable folder: keep the others
+        # torch.save reports a failed write as a RuntimeError ("... No space left on device")
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
+        reason = (e.strerror if isinstance(e, OSError) else None) or str(e).strip()
+        reason = reason.splitlines()[-1] if reason else type(e).__name__
         raise CheckpointError(
-            f"cannot write checkpoint {final}: {e.strerror or e}; earlier checkpoints are kept"
+            f"cannot write checkpoint {final}: {reason}; earlier checkpoints are kept"
         ) from None
     acc.wait_for_everyone()
     return final

@@ -157,7 +157,8 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
     audio_per_step = t.batch_size * t.grad_accum * acc.num_processes * cfg.sample_size
     throughput = Throughput(audio_per_step / cfg.sample_rate)
     # On a CPU, freed activations stay mapped for the next step (audioae/memory.py): 5-9% faster.
-    with StopRequest() as stop, reuse_freed_memory(acc.device):
+    # the bar closes (ends its line) on an error too, so the error is a line of its own
+    with StopRequest() as stop, reuse_freed_memory(acc.device), bar:
         while state.step < t.max_steps:
             step = state.step
             start = time.perf_counter()
