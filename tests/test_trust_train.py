@@ -183,3 +183,21 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint
     from audioae.runs import find_checkpoint
 
     assert find_checkpoint(run).name == "step_00000001"
+
+
+def test_resume_auto_passes_over_empty_and_truncated_step_folders(run, tmp_path):
+    ckpts = run / "checkpoints"
+    (ckpts / "step_00000003").mkdir()  # empty
+    truncated = ckpts / "step_00000004"
+    shutil.copytree(ckpts / "step_00000002", truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    kept = snapshot(truncated)
+    proc = train(run, "trainer.max_steps=3", "resume=auto", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    for folder in (truncated, ckpts / "step_00000003"):
+        assert f"{folder} is empty, incomplete or truncated: passed over" in said
+    assert f"resumed from {ckpts / 'step_00000002'} at step 2" in (run / "train.log").read_text()
+    assert (ckpts / "step_00000003/model.safetensors").exists()
+    assert snapshot(truncated) == kept

@@ -169,6 +169,36 @@ def find_checkpoint(path: str | Path) -> Path:
     return complete[-1]
 
 
+def is_readable(folder: Path) -> bool:
+    """Whether a complete checkpoint folder also reads back: every safetensors header fits its
+    file and every torch file (state.pt, Accelerate's optimizer*.bin) is a whole zip archive,
+    so a folder truncated by a full disk or a copy cut short is found before loading it."""
+    import zipfile
+
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    if not is_complete(folder):
+        return False
+    try:
+        for file in folder.glob("*.safetensors"):
+            with safe_open(str(file), "pt"):  # checks that the header's offsets fit the file
+                pass
+        return all(zipfile.is_zipfile(f) for f in [folder / STATE, *folder.glob("*.bin")])
+    except Exception:  # safetensors raises its own error types for a bad header
+        return False
+
+
+def newest_readable(run_dir: Path) -> Path | None:
+    """The newest checkpoint of `run_dir` that reads back, warning about each newer step
+    folder passed over (empty, incomplete or truncated); None when there is none."""
+    for _, folder in sorted(step_folders(run_dir).items(), reverse=True):
+        if is_readable(folder):
+            return folder
+        log.warning("%s is empty, incomplete or truncated: passed over", folder)
+    return None
+
+
 def newest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of `run_dir`, None when there is none yet."""
     try:
@@ -183,7 +213,9 @@ def resume_from(resume: str | None, run_dir: Path) -> Path | None:
     if not resume:
         return None
     if resume == "auto":
-        return newest_checkpoint(run_dir)
+        return newest_readable(run_dir)
+    if is_run(resume) and not is_complete(resume) and (found := newest_readable(resume)):
+        return found
     try:
         return find_checkpoint(resume)
     except CheckpointError as e:
