@@ -201,3 +201,29 @@ def test_resume_auto_passes_over_empty_and_truncated_step_folders(run, tmp_path)
     assert f"resumed from {ckpts / 'step_00000002'} at step 2" in (run / "train.log").read_text()
     assert (ckpts / "step_00000003/model.safetensors").exists()
     assert snapshot(truncated) == kept
+
+
+def test_resuming_with_another_model_shape_is_refused_before_writing(run, tmp_path):
+    before = snapshot(run)
+    proc = train(run, "resume=auto", "trainer.max_steps=3", "encoder.channels=16", cwd=tmp_path)
+    line = one_line_error(proc)
+    assert "another model shape: decoder.channels (8 -> 16), encoder.channels (8 -> 16);" in line
+    assert "trainer.max_steps" not in line  # allowed changes are not the error
+    assert snapshot(run) == before
+
+
+def test_resuming_with_other_settings_records_them_beside_the_config(run, tmp_path):
+    before = snapshot(run)
+    lr = "optim.generator.optimizer.lr"
+    proc = train(run, "resume=auto", "trainer.max_steps=3", f"{lr}=1e-4", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert f"{lr}: 0.00015 -> 0.0001" in said and "trainer.max_steps: 2 -> 3" in said
+    after = snapshot(run)
+    assert {k: after[k] for k in before} == before  # config.yaml and both checkpoints kept
+    from omegaconf import OmegaConf
+
+    recorded = OmegaConf.load(run / "config.resume-step_00000002.yaml")
+    assert recorded.optim.generator.optimizer.lr == 1e-4 and recorded.trainer.max_steps == 3
+    assert OmegaConf.load(run / "config.yaml").optim.generator.optimizer.lr == 1.5e-4
+    assert (run / "checkpoints/step_00000003/model.safetensors").exists()

@@ -222,13 +222,72 @@ def resume_from(resume: str | None, run_dir: Path) -> Path | None:
         raise CheckpointError(f"resume: {e}") from None
 
 
-def prepare_run_dir(run_dir: Path, cfg: DictConfig) -> None:
-    """Create the run directory and write the resolved config, or fail with one line."""
+# Top-level keys that fix the model's shape: a resume that changes one cannot load the weights.
+SHAPE_KEYS = (
+    "encoder",
+    "decoder",
+    "bottleneck",
+    "pretransform",
+    "sample_rate",
+    "latent_dim",
+    "io_channels",
+    "in_channels",
+    "out_channels",
+    "downsampling_ratio",
+)
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        return {k: v for key, sub in node.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+    return {prefix.removesuffix("."): node}
+
+
+def config_changes(checkpoint: Path, cfg: DictConfig) -> dict[str, tuple]:
+    """{key: (old, new)} for each resolved key that `cfg` sets otherwise than the config saved
+    in `checkpoint` (`resume` itself aside). A change to the model's shape (SHAPE_KEYS; a loss
+    weight inside bottleneck is not one) is a CheckpointError naming the keys."""
+    try:
+        old = _flat(OmegaConf.to_container(OmegaConf.load(Path(checkpoint) / CONFIG), resolve=True))
+    except OSError as e:
+        raise CheckpointError(f"resume: cannot read {checkpoint / CONFIG}: {e.strerror}") from None
+    new = _flat(OmegaConf.to_container(cfg, resolve=True))
+    unset = "<unset>"
+    changes = {
+        k: (old.get(k, unset), new.get(k, unset))
+        for k in sorted(old.keys() | new.keys())
+        if k != "resume" and old.get(k, unset) != new.get(k, unset)
+    }
+    shape = [
+        k for k in changes if k.split(".")[0] in SHAPE_KEYS and "loss_weights" not in k.split(".")
+    ]
+    if shape:
+        said = ", ".join(f"{k} ({changes[k][0]} -> {changes[k][1]})" for k in shape)
+        raise CheckpointError(
+            f"resume: {checkpoint} has another model shape: {said}; "
+            "resume with its settings, or train into a new folder"
+        )
+    return changes
+
+
+def resume_config_name(step: int) -> str:
+    """Where a resume with other settings records them, beside the run's config.yaml."""
+    return f"config.resume-{step_name(step)}.yaml"
+
+
+def prepare_run_dir(run_dir: Path, cfg: DictConfig, resumed_at: int | None = None) -> Path:
+    """Create the run directory and write the resolved config, or fail with one line. A resumed
+    run (`resumed_at`: its step) never writes over the run's config.yaml: its settings go to
+    config.resume-STEP.yaml (only called when they differ). Returns the file written."""
+    target = Path(run_dir) / CONFIG
+    if resumed_at is not None and target.exists():
+        target = target.with_name(resume_config_name(resumed_at))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
+        OmegaConf.save(cfg, target, resolve=True)
     except OSError as e:
         raise CheckpointError(f"cannot write the run directory {run_dir}: {e}") from None
+    return target
 
 
 def save_checkpoint(

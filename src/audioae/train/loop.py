@@ -117,8 +117,16 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
     t = cfg.trainer
     gen, dis, losses, ema = training.gen, training.dis, training.losses, training.ema
     resume = runs.resume_from(cfg.resume, run_dir)
-    if acc.is_main_process:
-        runs.prepare_run_dir(run_dir, cfg)
+    # compared before anything is written: another model shape is an error naming the keys
+    changes = runs.config_changes(resume, cfg) if resume is not None else {}
+    resumed_at = runs.step_of(resume.name) if resume is not None else None
+    if acc.is_main_process and (resume is None or changes or not (run_dir / runs.CONFIG).exists()):
+        written = runs.prepare_run_dir(run_dir, cfg, resumed_at)
+        if changes:
+            said = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changes.items())
+            log.warning(
+                "resuming %s with other settings (%s), recorded in %s", resume, said, written
+            )
     dataset = build(cfg.data, "data")
     held = held_out_data(cfg, dataset, run_dir if acc.is_main_process else None)
     val_batches = validation_batches(cfg, held) if t.val_every else []
