@@ -25,12 +25,12 @@ HYDRA_OWN = (".hydra", "train.log")
 BAR = re.compile(r"\s*\d+%\|.*\]\s*$")  # a tqdm progress line
 
 
-def snapshot(run: Path) -> dict[str, str]:
-    """sha256 of every file under `run` but Hydra's own, by relative path."""
+def snapshot(run: Path, hydra: bool = False) -> dict[str, str]:
+    """sha256 of every file under `run` (but Hydra's own unless `hydra`), by relative path."""
     return {
         str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(run.rglob("*"))
-        if p.is_file() and p.relative_to(run).parts[0] not in HYDRA_OWN
+        if p.is_file() and (hydra or p.relative_to(run).parts[0] not in HYDRA_OWN)
     }
 
 
@@ -63,20 +63,20 @@ def run(trained, tmp_path) -> Path:
 
 
 def test_training_again_into_a_run_with_checkpoints_is_refused(run, tmp_path):
-    before = snapshot(run)
+    before = snapshot(run, hydra=True)  # refused before Hydra rewrites .hydra/ and train.log
     line = one_line_error(train(run, "trainer.max_steps=2", cwd=tmp_path))
     assert str(run) in line and "resume=auto" in line and "hydra.run.dir" in line
-    assert snapshot(run) == before
+    assert snapshot(run, hydra=True) == before
 
 
 def test_a_run_folder_in_use_by_a_live_process_is_refused(tmp_path):
     run = tmp_path / "busy"
     run.mkdir()
     (run / ".lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # alive: this one
-    before = snapshot(run)
+    before = snapshot(run, hydra=True)
     line = one_line_error(train(run, "trainer.max_steps=1", cwd=tmp_path))
     assert f"in use by process {os.getpid()}" in line
-    assert snapshot(run) == before
+    assert snapshot(run, hydra=True) == before
     assert not (run / "checkpoints").exists()
 
 
@@ -105,6 +105,27 @@ def test_a_complete_checkpoint_is_never_saved_over(run, tmp_path):
     with pytest.raises(CheckpointError, match="never overwritten"):
         save_checkpoint(Acc(), run, 2, None, {}, {})
     assert snapshot(run) == before
+
+
+def test_the_library_refuses_a_run_in_use_too(tmp_path):
+    # the command checks before Hydra runs; train() claims the folder itself
+    from audioae import runs
+    from audioae.errors import CheckpointError
+
+    run = tmp_path / "run"
+    runs.claim_run_dir(run, None)
+    assert (run / ".lock").read_text() == f"{os.getpid()} {socket.gethostname()}\n"
+    other = subprocess.run(
+        [sys.executable, "-c", f"from audioae import runs; runs.claim_run_dir({str(run)!r}, None)"],
+        capture_output=True,
+        text=True,
+    )
+    assert "CheckpointError" in other.stderr and f"in use by process {os.getpid()}" in other.stderr
+    runs.release_run_dir(run)
+    assert not (run / ".lock").exists()
+    with pytest.raises(CheckpointError, match="already has checkpoints"):
+        (run / "checkpoints/step_00000001").mkdir(parents=True)
+        runs.claim_run_dir(run, None)
 
 
 @pytest.mark.parametrize(

@@ -104,16 +104,46 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def claim_run_dir(run_dir: Path, resume: str | None) -> None:
-    """Make this process the owner of `run_dir`, or fail with one line: a folder that has
-    checkpoints is continued only with resume=, and one training at a time holds its lock file
-    (a lock left by a dead process of this host is taken over)."""
+def _owner(lock: Path) -> tuple[str, str]:
+    """(pid, host) of a lock file."""
+    pid, _, host = lock.read_text().strip().partition(" ")
+    return pid, host
+
+
+def _live_owner(lock: Path) -> tuple[str, str] | None:
+    """The owner of a lock file, None when there is none or it is a dead process of this host."""
+    try:
+        pid, host = _owner(lock)
+    except OSError:
+        return None
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return None
+    return pid, host
+
+
+def check_run_dir(run_dir: Path, resume: str | None) -> None:
+    """What claim_run_dir refuses, without claiming: a folder that has checkpoints without
+    resume=, or one that a live training holds."""
     run_dir = Path(run_dir)
     if not resume and step_folders(run_dir):
         raise CheckpointError(
             f"{run_dir} already has checkpoints: continue it with resume=auto, "
             "or train into a new folder (hydra.run.dir=...)"
         )
+    if (owner := _live_owner(run_dir / LOCK)) is not None:
+        pid, host = owner
+        raise CheckpointError(
+            f"{run_dir} is in use by process {pid} on {host or '?'} ({run_dir / LOCK}): train "
+            "into another hydra.run.dir, or delete the lock file if that process is gone"
+        )
+
+
+def claim_run_dir(run_dir: Path, resume: str | None) -> None:
+    """Make this process the owner of `run_dir`, or fail with one line: a folder that has
+    checkpoints is continued only with resume=, and one training at a time holds its lock file
+    (a lock left by a dead process of this host is taken over)."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
     lock, host, me = run_dir / LOCK, socket.gethostname(), f"{os.getpid()} {socket.gethostname()}"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,15 +154,13 @@ def claim_run_dir(run_dir: Path, resume: str | None) -> None:
         pass
     except OSError as e:
         raise CheckpointError(f"cannot write the run directory {run_dir}: {e.strerror}") from None
-    pid, _, owner = lock.read_text().strip().partition(" ")
+    pid, owner = _owner(lock)
     if owner == host and pid.isdigit() and not _alive(int(pid)):
         log.warning("%s: taking over the lock of process %s, which is gone", run_dir, pid)
         lock.write_text(me + "\n")
         return
-    raise CheckpointError(
-        f"{run_dir} is in use by process {pid} on {owner or '?'} ({lock}): train into another "
-        "hydra.run.dir, or delete the lock file if that process is gone"
-    )
+    check_run_dir(run_dir, resume)  # it was claimed since: in use
+    raise CheckpointError(f"{run_dir} is in use ({lock}): train into another hydra.run.dir")
 
 
 def release_run_dir(run_dir: Path) -> None:

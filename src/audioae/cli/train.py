@@ -70,8 +70,26 @@ def check_output_dirs(args: list[str]) -> None:
             fail(PROG, f"cannot write the run directory {d}: {existing} is not a writable folder")
 
 
+def check_run_dir(args: list[str]) -> None:
+    """Hydra rewrites RUN/.hydra/ and appends to RUN/train.log before our code runs: refuse
+    first a run folder that training would refuse (audioae.runs.check_run_dir)."""
+    from audioae import runs
+    from audioae.cli.common import one_line
+    from audioae.errors import AudioAEError
+
+    values = {k.lstrip("+"): v for k, _, v in (a.partition("=") for a in args if "=" in a)}
+    resume = values.get("resume") not in (None, "", "null")
+    if "hydra.run.dir" in values and "-m" not in args and "--multirun" not in args:
+        try:
+            runs.check_run_dir(Path(values["hydra.run.dir"]), "auto" if resume else None)
+        except AudioAEError as e:
+            fail(PROG, one_line(e))
+
+
 def main() -> None:
     check_output_dirs(sys.argv[1:])
+    if process_rank() == 0:
+        check_run_dir(sys.argv[1:])
     if process_rank() > 0:
         # Under `accelerate launch`, torchrun or srun, only the main process writes the Hydra
         # run directory; the others learn its path from it (train() broadcasts it).
