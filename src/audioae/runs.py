@@ -3,7 +3,9 @@
 Training writes it, and inference, evaluation, export and conversion read it; this module is
 the only one that knows its file names (as torchtune's checkpointer owns its files).
 
-    RUN/config.yaml                 the fully resolved config
+    RUN/config.yaml                 the fully resolved config (a resume with other settings
+                                    writes config.resume-STEP.yaml beside it)
+    RUN/.lock                       "PID HOST" of the training that owns the folder
     RUN/tb/                         TensorBoard event files
     RUN/holdout.txt                 the data files never trained on (train/validate.py)
     RUN/demos/step_00000100/        demo WAVs (train/demo.py)
@@ -25,7 +27,10 @@ read with `torch.load(weights_only=True)` (Accelerate's own loader does the same
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +44,10 @@ from audioae.errors import AudioAEError, CheckpointError
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
+log = logging.getLogger(__name__)
+
 CONFIG = "config.yaml"
+LOCK = ".lock"
 TENSORBOARD = "tb"
 HOLDOUT = "holdout.txt"
 DEMOS = "demos"
@@ -80,6 +88,91 @@ def is_complete(folder: Path) -> bool:
     return all((Path(folder) / name).exists() for name in COMPLETE)
 
 
+def step_folders(run_dir: Path) -> dict[int, Path]:
+    """The run's checkpoints/step_N folders by step, complete or not."""
+    folder = Path(run_dir) / CHECKPOINTS
+    return {s: p for p in folder.glob(f"{_STEP}*") if (s := step_of(p.name)) is not None}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _owner(lock: Path) -> tuple[str, str]:
+    """(pid, host) of a lock file."""
+    pid, _, host = lock.read_text().strip().partition(" ")
+    return pid, host
+
+
+def _live_owner(lock: Path) -> tuple[str, str] | None:
+    """The owner of a lock file, None when there is none or it is a dead process of this host."""
+    try:
+        pid, host = _owner(lock)
+    except OSError:
+        return None
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return None
+    return pid, host
+
+
+def check_run_dir(run_dir: Path, resume: str | None) -> None:
+    """What claim_run_dir refuses, without claiming: a folder that has checkpoints without
+    resume=, or one that a live training holds."""
+    run_dir = Path(run_dir)
+    if not resume and step_folders(run_dir):
+        raise CheckpointError(
+            f"{run_dir} already has checkpoints: continue it with resume=auto, "
+            "or train into a new folder (hydra.run.dir=...)"
+        )
+    if (owner := _live_owner(run_dir / LOCK)) is not None:
+        pid, host = owner
+        raise CheckpointError(
+            f"{run_dir} is in use by process {pid} on {host or '?'} ({run_dir / LOCK}): train "
+            "into another hydra.run.dir, or delete the lock file if that process is gone"
+        )
+
+
+def claim_run_dir(run_dir: Path, resume: str | None) -> None:
+    """Make this process the owner of `run_dir`, or fail with one line: a folder that has
+    checkpoints is continued only with resume=, and one training at a time holds its lock file
+    (a lock left by a dead process of this host is taken over)."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
+    lock, host, me = run_dir / LOCK, socket.gethostname(), f"{os.getpid()} {socket.gethostname()}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock, "x") as f:
+            f.write(me + "\n")
+        return
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise CheckpointError(f"cannot write the run directory {run_dir}: {e.strerror}") from None
+    pid, owner = _owner(lock)
+    if owner == host and pid.isdigit() and not _alive(int(pid)):
+        log.warning("%s: taking over the lock of process %s, which is gone", run_dir, pid)
+        lock.write_text(me + "\n")
+        return
+    check_run_dir(run_dir, resume)  # it was claimed since: in use
+    raise CheckpointError(f"{run_dir} is in use ({lock}): train into another hydra.run.dir")
+
+
+def release_run_dir(run_dir: Path) -> None:
+    """Remove this process's lock file from `run_dir` (claim_run_dir)."""
+    lock = Path(run_dir) / LOCK
+    try:
+        if lock.read_text().split()[:1] == [str(os.getpid())]:
+            lock.unlink()
+    except OSError:
+        pass
+
+
 def run_name(path: str | Path) -> str:
     """A short name for a model path: the run's folder name, with the step for a checkpoint
     inside a run (RUN_step_00000100), or a file's stem."""
@@ -104,6 +197,36 @@ def find_checkpoint(path: str | Path) -> Path:
     return complete[-1]
 
 
+def is_readable(folder: Path) -> bool:
+    """Whether a complete checkpoint folder also reads back: every safetensors header fits its
+    file and every torch file (state.pt, Accelerate's optimizer*.bin) is a whole zip archive,
+    so a folder truncated by a full disk or a copy cut short is found before loading it."""
+    import zipfile
+
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    if not is_complete(folder):
+        return False
+    try:
+        for file in folder.glob("*.safetensors"):
+            with safe_open(str(file), "pt"):  # checks that the header's offsets fit the file
+                pass
+        return all(zipfile.is_zipfile(f) for f in [folder / STATE, *folder.glob("*.bin")])
+    except Exception:  # safetensors raises its own error types for a bad header
+        return False
+
+
+def newest_readable(run_dir: Path) -> Path | None:
+    """The newest checkpoint of `run_dir` that reads back, warning about each newer step
+    folder passed over (empty, incomplete or truncated); None when there is none."""
+    for _, folder in sorted(step_folders(run_dir).items(), reverse=True):
+        if is_readable(folder):
+            return folder
+        log.warning("%s is empty, incomplete or truncated: passed over", folder)
+    return None
+
+
 def newest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of `run_dir`, None when there is none yet."""
     try:
@@ -118,20 +241,81 @@ def resume_from(resume: str | None, run_dir: Path) -> Path | None:
     if not resume:
         return None
     if resume == "auto":
-        return newest_checkpoint(run_dir)
+        return newest_readable(run_dir)
+    if is_run(resume) and not is_complete(resume) and (found := newest_readable(resume)):
+        return found
     try:
         return find_checkpoint(resume)
     except CheckpointError as e:
         raise CheckpointError(f"resume: {e}") from None
 
 
-def prepare_run_dir(run_dir: Path, cfg: DictConfig) -> None:
-    """Create the run directory and write the resolved config, or fail with one line."""
+# Top-level keys that fix the model's shape: a resume that changes one cannot load the weights.
+SHAPE_KEYS = (
+    "encoder",
+    "decoder",
+    "bottleneck",
+    "pretransform",
+    "sample_rate",
+    "latent_dim",
+    "io_channels",
+    "in_channels",
+    "out_channels",
+    "downsampling_ratio",
+)
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        return {k: v for key, sub in node.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+    return {prefix.removesuffix("."): node}
+
+
+def config_changes(checkpoint: Path, cfg: DictConfig) -> dict[str, tuple]:
+    """{key: (old, new)} for each resolved key that `cfg` sets otherwise than the config saved
+    in `checkpoint` (`resume` itself aside). A change to the model's shape (SHAPE_KEYS; a loss
+    weight inside bottleneck is not one) is a CheckpointError naming the keys."""
+    try:
+        old = _flat(OmegaConf.to_container(OmegaConf.load(Path(checkpoint) / CONFIG), resolve=True))
+    except OSError as e:
+        raise CheckpointError(f"resume: cannot read {checkpoint / CONFIG}: {e.strerror}") from None
+    new = _flat(OmegaConf.to_container(cfg, resolve=True))
+    unset = "<unset>"
+    changes = {
+        k: (old.get(k, unset), new.get(k, unset))
+        for k in sorted(old.keys() | new.keys())
+        if k != "resume" and old.get(k, unset) != new.get(k, unset)
+    }
+    shape = [
+        k for k in changes if k.split(".")[0] in SHAPE_KEYS and "loss_weights" not in k.split(".")
+    ]
+    if shape:
+        said = ", ".join(f"{k} ({changes[k][0]} -> {changes[k][1]})" for k in shape)
+        raise CheckpointError(
+            f"resume: {checkpoint} has another model shape: {said}; "
+            "resume with its settings, or train into a new folder"
+        )
+    return changes
+
+
+def resume_config_name(step: int) -> str:
+    """Where a resume with other settings records them, beside the run's config.yaml."""
+    return f"config.resume-{step_name(step)}.yaml"
+
+
+def prepare_run_dir(run_dir: Path, cfg: DictConfig, resumed_at: int | None = None) -> Path:
+    """Create the run directory and write the resolved config, or fail with one line. A resumed
+    run (`resumed_at`: its step) never writes over the run's config.yaml: its settings go to
+    config.resume-STEP.yaml (only called when they differ). Returns the file written."""
+    target = Path(run_dir) / CONFIG
+    if resumed_at is not None and target.exists():
+        target = target.with_name(resume_config_name(resumed_at))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / CONFIG, resolve=True)
+        OmegaConf.save(cfg, target, resolve=True)
     except OSError as e:
         raise CheckpointError(f"cannot write the run directory {run_dir}: {e}") from None
+    return target
 
 
 def save_checkpoint(
@@ -147,6 +331,8 @@ def save_checkpoint(
     NAME.safetensors, `state` (plain Python data and tensors) as state.pt."""
     final = checkpoint_dir(run_dir, step)
     tmp = final.with_name(final.name + ".tmp")
+    if is_complete(final):
+        raise CheckpointError(f"{final} exists: a complete checkpoint is never overwritten")
     try:
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -158,18 +344,21 @@ def save_checkpoint(
                 save_file(tensors, tmp / f"{name}.safetensors")
             torch.save(state, tmp / STATE)
             OmegaConf.save(cfg, tmp / CONFIG, resolve=True)
-            if final.exists():  # re-saving the same step (e.g. after a resume): replace it
+            if final.exists():  # an incomplete folder of that step (copied or pruned by hand)
                 old = final.with_name(final.name + ".old")
                 final.rename(old)
                 tmp.rename(final)
                 shutil.rmtree(old)
             else:
                 tmp.rename(final)
-    except OSError as e:  # full disk, unwritable folder: keep every complete checkpoint
+    except (OSError, RuntimeError) as e:  # full disk, unwritable folder: keep the others
+        # torch.save reports a failed write as a RuntimeError ("... No space left on device")
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
+        reason = (e.strerror if isinstance(e, OSError) else None) or str(e).strip()
+        reason = reason.splitlines()[-1] if reason else type(e).__name__
         raise CheckpointError(
-            f"cannot write checkpoint {final}: {e.strerror or e}; earlier checkpoints are kept"
+            f"cannot write checkpoint {final}: {reason}; earlier checkpoints are kept"
         ) from None
     acc.wait_for_everyone()
     return final

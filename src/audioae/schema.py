@@ -82,3 +82,51 @@ def check(cfg) -> None:
         key = getattr(e, "full_key", None) or "config"
         reason = str(e).splitlines()[0]
         raise ConfigError(f"{key}: {reason}") from None
+    check_values(cfg)
+
+
+POSITIVE = (
+    "trainer.max_steps",
+    "trainer.batch_size",
+    "trainer.grad_accum",
+    "trainer.checkpoint_every",
+    "sample_rate",
+    "sample_size",
+)
+NON_NEGATIVE = ("trainer.log_every", "trainer.demo_every", "trainer.val_every")  # 0 = never
+LEARNING_RATES = ("optim.generator.optimizer.lr", "optim.discriminator.optimizer.lr")
+PRECISIONS = ("no", "fp16", "bf16")
+
+
+def check_values(cfg) -> None:
+    """Values that type-check but cannot train: one error naming the key."""
+    from omegaconf import OmegaConf
+
+    from audioae.errors import ConfigError
+
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        group = key.split(".")[0]
+        choice = _choice(group)
+        raise ConfigError(f"{key} is required" + (f" for {group}={choice}" if choice else ""))
+    for key in POSITIVE:
+        if (value := OmegaConf.select(cfg, key)) is not None and value <= 0:
+            raise ConfigError(f"{key}={value}: must be a positive integer")
+    for key in NON_NEGATIVE:
+        if (value := OmegaConf.select(cfg, key)) is not None and value < 0:
+            raise ConfigError(f"{key}={value}: must be >= 0 (0 = never)")
+    for key in LEARNING_RATES:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, (int, float)) and value < 0:
+            raise ConfigError(f"{key}={value}: a learning rate must be >= 0")
+    if (precision := OmegaConf.select(cfg, "trainer.precision")) not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision}: must be one of {', '.join(PRECISIONS)}")
+
+
+def _choice(group: str) -> str | None:
+    """The config group option Hydra chose for `group` (data=audio_dir), if known."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return HydraConfig.get().runtime.choices.get(group)
+    except ValueError:  # not composed by Hydra's app (a test's compose)
+        return None

@@ -29,7 +29,7 @@ PROG = "audioae-train"
 @hydra.main(version_base=None, config_path=str(config_dir()), config_name="train")
 def run(cfg: DictConfig) -> None:
     from audioae import runs  # heavy imports after Hydra has parsed the CLI
-    from audioae.train.loop import train
+    from audioae.train.loop import Preempted, train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if process_rank() > 0:
@@ -39,13 +39,22 @@ def run(cfg: DictConfig) -> None:
         for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
             root.removeHandler(handler)
             handler.close()
-    ckpt = run_command(PROG, lambda: train(cfg, run_dir))
+
+    def body() -> tuple[Path | None, int]:
+        try:
+            return train(cfg, run_dir), 0
+        except Preempted as e:  # saved, not finished: 128 + the signal (README, preemption)
+            return e.checkpoint, e.status
+
+    ckpt, status = run_command(PROG, body)
     if process_rank() == 0:
         print(f"run directory: {run_dir}")
         tb = run_dir / runs.TENSORBOARD
         print(f"  config:      {run_dir / runs.CONFIG}")
         print(f"  tensorboard: {tb}   (tensorboard --logdir {tb})")
         print(f"  checkpoint:  {ckpt}")
+    if status:
+        sys.exit(status)
 
 
 def check_output_dirs(args: list[str]) -> None:
@@ -61,8 +70,26 @@ def check_output_dirs(args: list[str]) -> None:
             fail(PROG, f"cannot write the run directory {d}: {existing} is not a writable folder")
 
 
+def check_run_dir(args: list[str]) -> None:
+    """Hydra rewrites RUN/.hydra/ and appends to RUN/train.log before our code runs: refuse
+    first a run folder that training would refuse (audioae.runs.check_run_dir)."""
+    from audioae import runs
+    from audioae.cli.common import one_line
+    from audioae.errors import AudioAEError
+
+    values = {k.lstrip("+"): v for k, _, v in (a.partition("=") for a in args if "=" in a)}
+    resume = values.get("resume") not in (None, "", "null")
+    if "hydra.run.dir" in values and "-m" not in args and "--multirun" not in args:
+        try:
+            runs.check_run_dir(Path(values["hydra.run.dir"]), "auto" if resume else None)
+        except AudioAEError as e:
+            fail(PROG, one_line(e))
+
+
 def main() -> None:
     check_output_dirs(sys.argv[1:])
+    if process_rank() == 0:
+        check_run_dir(sys.argv[1:])
     if process_rank() > 0:
         # Under `accelerate launch`, torchrun or srun, only the main process writes the Hydra
         # run directory; the others learn its path from it (train() broadcasts it).

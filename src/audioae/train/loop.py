@@ -10,6 +10,7 @@ logs are plain function calls on the main process.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from audioae import runs, schema
 from audioae.build import build
 from audioae.data.sampler import StepBatches
 from audioae.distributed import setup_from_slurm
-from audioae.errors import AudioAEError
+from audioae.errors import AudioAEError, CheckpointError
 from audioae.memory import reuse_freed_memory
 from audioae.train.collectives import check_replicas, stop_requested
 from audioae.train.demo import demo_clips, write_demo
@@ -38,11 +39,26 @@ from audioae.train.validate import held_out_data, validate, validation_batches
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Losses", "Net", "Training", "TrainingDiverged", "build_training", "train"]
+__all__ = ["Losses", "Net", "Preempted", "Training", "TrainingDiverged", "build_training", "train"]
 
 
 class TrainingDiverged(AudioAEError):
     """Too many consecutive steps with non-finite losses or gradients."""
+
+
+class Preempted(AudioAEError):
+    """The run stopped on a signal (preemption, time-out, Ctrl-C) after saving `checkpoint`:
+    not finished, so audioae-train exits with 128 + `signum` (143 for SIGTERM), as a shell
+    reports a process killed by that signal."""
+
+    def __init__(self, checkpoint: Path, signum: int) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received: saved {checkpoint}; continue with resume=auto")
+        self.checkpoint, self.signum = checkpoint, signum
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
 
 
 class TrainState:
@@ -80,10 +96,37 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
 
     # Everything that can fail on the config fails here, before any data is read.
     training = build_training(cfg, acc)
+    # One owner per run folder; the other processes learn the verdict (they would wait forever).
+    refusal = None
+    if acc.is_main_process:
+        try:
+            runs.claim_run_dir(run_dir, cfg.resume)
+        except AudioAEError as e:
+            refusal = str(e)
+    refusal = broadcast_object_list([refusal])[0]
+    if refusal is not None:
+        raise CheckpointError(refusal)
+    try:
+        return _train(cfg, run_dir, acc, training)
+    finally:
+        if acc.is_main_process:
+            runs.release_run_dir(run_dir)
+
+
+def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training) -> Path | None:
+    t = cfg.trainer
     gen, dis, losses, ema = training.gen, training.dis, training.losses, training.ema
     resume = runs.resume_from(cfg.resume, run_dir)
-    if acc.is_main_process:
-        runs.prepare_run_dir(run_dir, cfg)
+    # compared before anything is written: another model shape is an error naming the keys
+    changes = runs.config_changes(resume, cfg) if resume is not None else {}
+    resumed_at = runs.step_of(resume.name) if resume is not None else None
+    if acc.is_main_process and (resume is None or changes or not (run_dir / runs.CONFIG).exists()):
+        written = runs.prepare_run_dir(run_dir, cfg, resumed_at)
+        if changes:
+            said = ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in changes.items())
+            log.warning(
+                "resuming %s with other settings (%s), recorded in %s", resume, said, written
+            )
     dataset = build(cfg.data, "data")
     held = held_out_data(cfg, dataset, run_dir if acc.is_main_process else None)
     val_batches = validation_batches(cfg, held) if t.val_every else []
@@ -122,7 +165,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     audio_per_step = t.batch_size * t.grad_accum * acc.num_processes * cfg.sample_size
     throughput = Throughput(audio_per_step / cfg.sample_rate)
     # On a CPU, freed activations stay mapped for the next step (audioae/memory.py): 5-9% faster.
-    with StopRequest() as stop, reuse_freed_memory(acc.device):
+    # the bar closes (ends its line) on an error too, so the error is a line of its own
+    with StopRequest() as stop, reuse_freed_memory(acc.device), bar:
         while state.step < t.max_steps:
             step = state.step
             start = time.perf_counter()
@@ -145,7 +189,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
             bar.update(1)
             if "loss/total" in logs:
                 bar.set_postfix(loss=f"{logs['loss/total']:.4f}")
-            if state.step % t.log_every == 0 or state.step in (1, t.max_steps):
+            if (t.log_every and state.step % t.log_every == 0) or state.step in (1, t.max_steps):
                 means = {**averages.pop(), **throughput.pop(), "nonfinite/skipped": state.skipped}
                 for name, net in nets:
                     if net is not None:
@@ -173,6 +217,8 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     if writer is not None:
         writer.close()
     stop.forward()  # submitit's time-out signal: its requeue (rank 0 exits), now the state is saved
+    if stop.signal is not None:
+        raise Preempted(last, stop.signal)
     return last or runs.newest_checkpoint(run_dir)
 
 
