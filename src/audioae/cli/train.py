@@ -10,7 +10,6 @@ accelerate launch --num_processes 2 -m audioae.cli.train experiment=smoke  # dat
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from omegaconf import DictConfig
 from audioae.cli.common import fail, run_command
 from audioae.config import config_dir
 from audioae.distributed import process_rank
+from audioae.errors import AudioAEError
+from audioae.files import check_writable
 
 log = logging.getLogger("audioae")
 PROG = "audioae-train"
@@ -63,11 +64,10 @@ def check_output_dirs(args: list[str]) -> None:
     keys = ("hydra.run.dir=", "hydra.sweep.dir=")
     dirs = [a.split("=", 1)[1] for a in args if a.startswith(keys)] or ["."]
     for d in dirs:
-        existing = Path(d).absolute()
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir() or not os.access(existing, os.W_OK):
-            fail(PROG, f"cannot write the run directory {d}: {existing} is not a writable folder")
+        try:
+            check_writable(Path(d))
+        except AudioAEError as e:
+            fail(PROG, f"cannot write the run directory {d}: {e}")
 
 
 def check_run_dir(args: list[str]) -> None:
