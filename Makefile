@@ -10,6 +10,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet "onnx>=1.16" "onnxruntime>=1.19"  # ONNX export: see pyproject.toml
 	touch $(STAMP)
 
 ## make train [ARGS="experiment=smoke"]: train the default model on the embedded data
