@@ -153,9 +153,14 @@ def _embed(value: Tensor, shape: torch.Size, key: str) -> Tensor:
 
 def to_diffusers(model: AudioAutoencoder, sample_rate: int, out: Path) -> dict:
     """Write `model` as a diffusers AutoencoderOobleck folder; returns its config."""
-    from diffusers import AutoencoderOobleck
-
     layout = oobleck_layout(model)
+    try:
+        from diffusers import AutoencoderOobleck
+    except ImportError:
+        raise DiffusersExportError(
+            'diffusers is not installed: pip install -e ".[diffusers]"'
+        ) from None
+
     target = AutoencoderOobleck(**layout, sampling_rate=int(sample_rate))
     own = target.state_dict()
     names = module_names(len(layout["downsampling_ratios"]))
