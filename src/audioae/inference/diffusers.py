@@ -211,7 +211,12 @@ def read_config(path: Path) -> DictConfig:
         "model": {
             "encoder": {
                 "type": "oobleck",
-                "config": {"in_channels": channels, "channels": hidden, "latent_dim": hidden, **net},
+                "config": {
+                    "in_channels": channels,
+                    "channels": hidden,
+                    "latent_dim": hidden,
+                    **net,
+                },
             },
             "decoder": {
                 "type": "oobleck",

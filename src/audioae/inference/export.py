@@ -31,7 +31,6 @@ from audioae.files import atomic_write, check_new, check_writable, write_text
 from audioae.inference.loading import CONFIG, SAT_CONFIG, WEIGHTS, locate, read_config, read_state
 from audioae.inference.weights import load_strict, state_hash
 
-
 FORMATS = ("audioae", "diffusers", "onnx")
 
 

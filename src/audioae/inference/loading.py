@@ -65,7 +65,9 @@ def locate(path: str | Path) -> Source:
     if path.is_file():
         if path.name in (CONFIG, SAT_CONFIG):
             return locate(path.parent)
-        if path.name in (diffusers.CONFIG, diffusers.WEIGHTS) and diffusers.is_diffusers(path.parent):
+        if path.name in (diffusers.CONFIG, diffusers.WEIGHTS) and diffusers.is_diffusers(
+            path.parent
+        ):
             return locate(path.parent)
         if path.suffix not in (".safetensors", ".ckpt", ".pt", ".pth"):
             raise CheckpointError(
