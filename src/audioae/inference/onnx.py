@@ -158,7 +158,9 @@ def verify(model: AudioAutoencoder, out: Path) -> None:
         return
 
     def run(name: str, x: Tensor) -> list:
-        session = ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # the failure is reported below, in one line
+        session = ort.InferenceSession(str(out / name), options, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: x.numpy()}
         try:
             return session.run(None, feed)
