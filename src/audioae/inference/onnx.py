@@ -13,7 +13,9 @@ multiple of the ratio inside the graph, as `audioae-encode` does; it runs the wh
 The graphs come from the TorchScript exporter (`torch.onnx.export(..., dynamo=False)`) at opset
 OPSET: it traces the model once with weight norm folded and Snake activations frozen
 (inference/fast.py), so the graphs hold plain convolutions and element-wise ops that every
-onnxruntime since 1.12 runs; nothing here needs a newer opset.
+onnxruntime since 1.12 runs; nothing here needs a newer opset. (The dynamo exporter would need
+onnxscript.) Tracing records Python arithmetic on shapes as constants, so `verify` runs every
+graph at other lengths in onnxruntime and refuses one that fails or differs from the model.
 """
 
 from __future__ import annotations
@@ -100,12 +102,25 @@ def _export(module: nn.Module, example: Tensor, path: Path, inputs: list, output
 
 
 def to_onnx(model: AudioAutoencoder, sample_rate: int, out: Path) -> dict:
-    """Write the graphs and onnx_config.json into `out`; returns the config."""
+    """Write the graphs and onnx_config.json into `out`, checked by `verify`; returns the config.
+    `model` is rewritten for inference in place (weight norm folded): pass a copy to keep it.
+    On an OnnxExportError the files written so far are removed."""
     try:
         import onnx  # noqa: F401  (the exporter's serialiser)
     except ImportError:
         raise OnnxExportError("onnx is not installed: pip install onnx onnxruntime") from None
-    model = _traceable(model)
+    created = not out.exists()
+    try:
+        return _write(_traceable(model), int(sample_rate), out)
+    except OnnxExportError:
+        for name in FILES:
+            (out / name).unlink(missing_ok=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _write(model: AudioAutoencoder, sample_rate: int, out: Path) -> dict:
     ratio, frames = model.downsampling_ratio, 4
     audio = torch.zeros(1, model.in_channels, frames * ratio - ratio // 2)  # exercises the pad
     with torch.no_grad():
@@ -120,7 +135,7 @@ def to_onnx(model: AudioAutoencoder, sample_rate: int, out: Path) -> dict:
     elif (out / CODES_DECODER).exists():
         (out / CODES_DECODER).unlink()  # a stale one from an earlier export
     config = {
-        "sample_rate": int(sample_rate),
+        "sample_rate": sample_rate,
         "downsampling_ratio": ratio,
         "latent_dim": model.latent_dim,
         "in_channels": model.in_channels,
@@ -140,7 +155,10 @@ def to_onnx(model: AudioAutoencoder, sample_rate: int, out: Path) -> dict:
 def _close(name: str, got, want: Tensor) -> None:
     want = want.numpy()
     if got.shape != want.shape:
-        raise OnnxExportError(f"{name}: shape {got.shape}, the model gives {want.shape}")
+        raise OnnxExportError(
+            f"{name}: shape {got.shape} where the model gives {want.shape}: tracing froze a "
+            "length (the TorchScript exporter records Python arithmetic on shapes as constants)"
+        )
     err = float(abs(got - want).max() / max(abs(want).max(), 1e-12))
     if err > TOLERANCE:
         raise OnnxExportError(f"{name}: relative error {err:.1e} against the model")
@@ -181,6 +199,6 @@ def verify(model: AudioAutoencoder, out: Path) -> None:
         if model.is_discrete:
             if not (got[1] == want[1].numpy()).all():
                 raise OnnxExportError(f"{ENCODER} at {length} samples: codes differ")
-            _close(f"{CODES_DECODER}", run(CODES_DECODER, want[1])[0], model.decode_tokens(want[1]))
+            _close(CODES_DECODER, run(CODES_DECODER, want[1])[0], model.decode_tokens(want[1]))
         _close(f"{DECODER} at {latents.shape[-1]} frames", run(DECODER, latents)[0],
                model.decode(latents))  # fmt: skip
