@@ -4,12 +4,15 @@ Nothing downloads: diffusers models are built from configs."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from audioae.build import build_autoencoder
+from audioae.errors import CheckpointError
 from audioae.inference import load_model
 from audioae.inference.diffusers import DiffusersExportError, oobleck_layout, to_diffusers
 from conftest import compose_train, run_cli
@@ -62,9 +65,11 @@ def check_same(ours, theirs, x):
     per odd stride (the transposed conv's padding), which ours pads back."""
     z = ours.encode(x, sample=False).latents
     close(theirs.encode(x).latent_dist.mean, z)
-    y, y_theirs = ours.decode(z), theirs.decode(z).sample
-    assert y_theirs.shape[-1] <= y.shape[-1] <= y_theirs.shape[-1] + len(ours.encoder.layers)
-    close(y_theirs, y[..., : y_theirs.shape[-1]])
+    raw = ours.decoder(ours.bottleneck.decode(z))  # before audioae pads the odd-stride samples
+    close(theirs.decode(z).sample, raw)
+    y = ours.decode(z)
+    assert y.shape[-1] == z.shape[-1] * ours.downsampling_ratio
+    assert torch.equal(y[..., : raw.shape[-1]], raw)
     return z, y
 
 
@@ -103,6 +108,16 @@ def test_folder_saved_by_diffusers_itself_loads_as_ckpt(tmp_path):
     assert (cfg.sample_rate, ours.downsampling_ratio, ours.latent_dim) == (32000, 6, 6)
     assert cfg.encoder.c_mults == [1, 2] and cfg.decoder.channels == 10
     check_same(ours, theirs, audio_for(ours))
+
+
+def test_an_inconsistent_diffusers_config_is_refused_in_one_line(tmp_path):
+    config = {"_class_name": "AutoencoderOobleck", "encoder_hidden_size": 10,
+              "decoder_input_channels": 4, "downsampling_ratios": [2], "channel_multiples": [1],
+              "decoder_channels": 8, "audio_channels": 2, "sampling_rate": 44100}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    save_file({"x": torch.zeros(1)}, tmp_path / "diffusion_pytorch_model.safetensors")
+    with pytest.raises(CheckpointError, match="encoder_hidden_size=10 is not 2 \\* decoder_in"):
+        load_model(tmp_path)
 
 
 REFUSED = {
