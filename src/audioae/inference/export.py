@@ -10,6 +10,9 @@ Our state-dict keys are the reference's (encoder.*, decoder.*, bottleneck.*,
 pretransform.model.*, weight_g/weight_v), so one model.safetensors serves both layouts.
 RUN is anything audioae-encode accepts (a run dir: its newest checkpoint).
 
+`format="diffusers"` writes a diffusers AutoencoderOobleck folder instead
+(inference/diffusers.py), `format="onnx"` ONNX graphs for onnxruntime (inference/onnx.py).
+
     audioae-export outputs/2025-01-01/12-00-00 --out exports/my_vae --sat
     audioae-encode exports/my_vae song.flac --out latents/
 """
@@ -23,17 +26,30 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from audioae.build import build_autoencoder
+from audioae.errors import AudioAEError
 from audioae.files import atomic_write, check_new, check_writable, write_text
 from audioae.inference.loading import CONFIG, SAT_CONFIG, WEIGHTS, locate, read_config, read_state
 from audioae.inference.weights import load_strict, state_hash
 
+FORMATS = ("audioae", "diffusers", "onnx")
 
-def export(run: str | Path, out: Path, sat: bool = False, ema: bool = True, force: bool = False):
+
+def export(
+    run: str | Path,
+    out: Path,
+    sat: bool = False,
+    ema: bool = True,
+    force: bool = False,
+    format: str = "audioae",
+):
     """Write the export folder; returns the hash of the exported weights."""
     source = locate(run)
     cfg = read_config(run, source)
     state = read_state(source, ema=ema)
-    load_strict(build_autoencoder(cfg), state, str(source.weights))  # fails before writing
+    model = build_autoencoder(cfg)
+    load_strict(model, state, str(source.weights))  # fails before writing
+    if format != "audioae":
+        return export_foreign(model.eval(), cfg.sample_rate, out, format, sat, force)
     sat_config = None
     if sat:
         from audioae.inference.sat import to_sat
@@ -52,4 +68,27 @@ def export(run: str | Path, out: Path, sat: bool = False, ema: bool = True, forc
         (out / SAT_CONFIG).unlink()  # a stale one from an earlier --sat export
     digest = state_hash(tensors)
     print(f"exported {source.weights} (sha256 {digest[:16]}) to {out}")
+    return digest
+
+
+def export_foreign(model, sample_rate: int, out: Path, format: str, sat: bool, force: bool):
+    """The diffusers or ONNX export of a loaded model; returns the hash of its weights."""
+    if sat:
+        raise AudioAEError(f"--sat writes audioae exports only, not --format {format}")
+    if format == "diffusers":
+        from audioae.inference import diffusers as target
+
+        names = (target.CONFIG, target.WEIGHTS)
+        write = target.to_diffusers
+    elif format == "onnx":
+        from audioae.inference import onnx as target
+
+        names, write = target.FILES, target.to_onnx
+    else:
+        raise AudioAEError(f"--format {format}: choose from {', '.join(FORMATS)}")
+    digest = state_hash(model.state_dict())  # before to_onnx folds the weights
+    check_writable(out)
+    check_new([out / n for n in names], force)
+    write(model, sample_rate, out)
+    print(f"exported (sha256 {digest[:16]}) as {format} to {out}")
     return digest
