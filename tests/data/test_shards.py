@@ -20,6 +20,7 @@ from webdataset import TarWriter
 from audioae.data import DataError
 from audioae.data.shards import Shards
 from audioae.train.loop import micro_batches
+from conftest import run_cli
 
 SR, SIZE = 16000, 2048
 FORMATS = ("wav", "flac", "ogg")
@@ -220,3 +221,15 @@ def test_two_processes_of_two_workers_read_disjoint_shards(tmp_path):
     for r, url, _ in seen:
         readers_of.setdefault(url, set()).add(r)
     assert len(readers_of) == 8 and all(len(r) == 1 for r in readers_of.values())
+
+
+@pytest.mark.slow
+def test_audioae_train_on_shards_with_two_workers(tmp_path):
+    write_shards(tmp_path, 4)
+    run = tmp_path / "run"
+    urls = f"data.urls='{tmp_path}/shard-{{000..003}}.tar'"
+    args = ("experiment=smoke", "data=webdataset", urls, "trainer.num_workers=2")
+    run_cli("audioae-train", *args, "trainer.val_every=2", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert (run / "checkpoints/step_00000002/model.safetensors").exists()
+    (held,) = (run / "holdout.txt").read_text().split()
+    assert held.startswith(str(tmp_path / "shard-"))
