@@ -183,6 +183,7 @@ def main() -> None:
     gpu = args.gpu_audio_s_per_s
     print(f"H200 training (stable_audio_2_0_vae, batch 8, bf16): {gpu:.1f} audio s/s")
     if args.train_steps:
+        torch.set_num_threads(os.cpu_count() or 1)  # training uses every core
         cpu = train_step(args.train_batch, args.train_steps)
         print(f"this CPU, one training step at batch {args.train_batch}: {cpu:.3f} audio s/s")
     print("| format | file rate | CPU s / audio s (median) | cores per H200 |")

@@ -88,6 +88,13 @@ def test_deterministic_per_seed_and_reseeded_by_resume(six):
     assert keys(a, 1) != keys(a, 0) and sorted(keys(a, 1)) == sorted(keys(a, 0))
 
 
+def test_several_crops_per_sample(six):
+    got = list(shards(six, 6, crops=3, shuffle=0).epoch(0))
+    assert len({m.key for m in got[:3]}) == 1  # a sample's crops come together (no shuffle)
+    assert sorted({m.key for m in got}) == sorted(keys(shards(six, 6))) and len(got) == 54
+    assert not torch.equal(got[0].audio, got[1].audio)
+
+
 @pytest.mark.parametrize("count", [6, 3])  # more shards than readers, and fewer
 def test_readers_split_the_shards_disjointly_and_cover_them(tmp_path, count):
     write_shards(tmp_path, count)

@@ -2,8 +2,8 @@
 
 A shard is a tar file whose members are grouped into samples by their key (the name before the
 first dot), as in webdataset: ``0001.flac`` + ``0001.json`` is one sample with its metadata.
-Each sample gives one crop per epoch, by AudioDir's rules (``audio_dir.read_crop``: resampling,
-channel mapping, silence rejection).
+Each sample gives ``crops`` crops per epoch (default 1), by AudioDir's rules
+(``audio_dir.read_crop``: resampling, channel mapping, silence rejection).
 
 Splitting: the R = processes x DataLoader workers readers each read their own shards: in epoch
 e the shard list is put in a seeded order and reader r takes shards r, r + R, r + 2R, ...; so
@@ -95,10 +95,12 @@ class Shards(IterableDataset[torch.Tensor]):
             same member is tried, up to ``max_tries``, then the member is skipped).
         max_tries: crops per member.
         shuffle: the shuffle buffer, in crops per reader (0 or 1: none).
-        holdout: shards kept out of training (``audio_dir.split_holdout`` on their names): a
-            fraction 0 <= f < 1 or a count >= 1; ``held_out()`` crops them.
+        holdout: shards kept out of training (``audio_dir.split_holdout`` on their file names):
+            a fraction 0 <= f < 1 or a count >= 1; ``held_out()`` crops them.
         held_members: at most this many samples of the held-out shards are kept (in memory,
             undecoded) for demos and validation.
+        crops: crops per sample and epoch (each from its own random offset): reading a long
+            member whole for one short crop is most of a shard's loading cost.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Shards(IterableDataset[torch.Tensor]):
         shuffle: int = 100,
         holdout: float = 0,
         held_members: int = 64,
+        crops: int = 1,
     ) -> None:
         super().__init__()
         if sample_rate < 1 or channels < 1 or sample_size < 1 or seed < 0 or max_tries < 1:
@@ -121,15 +124,16 @@ class Shards(IterableDataset[torch.Tensor]):
                 f"Shards: need sample_rate, channels, sample_size and max_tries >= 1 and "
                 f"seed >= 0; got {sample_rate}, {channels}, {sample_size}, {max_tries}, {seed}"
             )
-        if shuffle < 0 or held_members < 1:
+        if shuffle < 0 or held_members < 1 or crops < 1:
             raise ValueError(
-                f"Shards: need shuffle >= 0, held_members >= 1; got {shuffle}, {held_members}"
+                f"Shards: need shuffle >= 0, held_members >= 1, crops >= 1; got {shuffle}, "
+                f"{held_members}, {crops}"
             )
         self.sample_rate, self.channels, self.sample_size = sample_rate, channels, sample_size
         self.seed, self.max_tries, self.shuffle = seed, max_tries, shuffle
         self.extensions = tuple(sorted({str(e).lower().lstrip(".") for e in extensions}))
         self.silence_db, self.holdout, self.held_members = float(silence_db), holdout, held_members
-        self.start = 0
+        self.start, self.crops = 0, crops
 
         given = shard_urls(urls)
         found = [url for url in given if _remote(url) or os.path.isfile(url)]
@@ -143,7 +147,12 @@ class Shards(IterableDataset[torch.Tensor]):
                 f"{', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}",
                 stacklevel=2,
             )
-        held = split_holdout(found, holdout)
+        # Held out by the shard's file name, so that moving the shards keeps the split.
+        names = {url: url.rstrip(" -").rsplit("/", 1)[-1] for url in found}
+        if len(set(names.values())) < len(names):  # same names in several folders
+            names = {url: url for url in found}
+        held_names = split_holdout(list(names.values()), holdout)
+        held = {url for url in found if names[url] in held_names}
         self.urls = [u for u in found if u not in held]
         self.held_out_urls = [u for u in found if u in held]
         self.held_out_names: list[str] = list(self.held_out_urls)
@@ -265,15 +274,17 @@ class Shards(IterableDataset[torch.Tensor]):
         first: int = 0,
     ) -> Iterator[Member]:
         """Crops of the samples of one shard; problems are warnings naming shard and member.
-        Sample j's crop is seeded by (seed, stream, j) unless ``rng`` is given."""
+        Crop k of sample j is seeded by (seed, stream, j, k) unless ``rng`` is given."""
         j = -1
         try:
             for j, sample in enumerate(_samples(url)):
                 if every is not None and (first + j) % every[1] != every[0]:
                     continue
-                gen = rng or np.random.default_rng((self.seed, _CROP, *stream, j))
-                member = self._crop(url, sample, gen)
-                if member is not None:
+                for k in range(self.crops):
+                    gen = rng or np.random.default_rng((self.seed, _CROP, *stream, j, k))
+                    member = self._crop(url, sample, gen)
+                    if member is None:
+                        break
                     yield member
         except _READ_ERRORS as e:
             self._warn(
