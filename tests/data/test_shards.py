@@ -15,6 +15,8 @@ import soundfile as sf
 import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
+
+pytest.importorskip("webdataset", reason="the [data] extra")
 from webdataset import TarWriter
 
 from audioae.data import DataError

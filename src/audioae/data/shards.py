@@ -41,9 +41,13 @@ import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
-from webdataset import gopen
-from webdataset.shardlists import expand_urls
-from webdataset.tariterators import group_by_keys, tar_file_expander
+
+try:
+    from webdataset import gopen
+    from webdataset.shardlists import expand_urls
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+except ImportError as e:  # the optional [data] extra
+    raise ImportError(f"data=webdataset needs webdataset: pip install 'audioae[data]' ({e})") from e
 
 from audioae.data.audio_dir import EXTENSIONS, AudioDir, DataError, _File, read_crop, split_holdout
 
