@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -312,28 +312,13 @@ class AudioDir(Dataset[torch.Tensor]):
         """A (channels, sample_size) crop of file ``index`` and whether its offset was random;
         None if the file fails to decode."""
         file = self.files[index]
-        rate, out_rate, size = file.sample_rate, self.sample_rate, self.sample_size
-        # The offset is drawn in output samples over the resampled file's length. Reading starts
-        # a kernel's reach early (so the crop's edges are filtered like its middle), at a frame
-        # that is a multiple of rate / gcd: there the output grid of the excerpt coincides with
-        # that of the whole file, so a crop equals the same window of the resampled file.
-        total = math.ceil(file.frames * out_rate / rate)
-        random_offset = total > size
-        offset = int(rng.integers(0, total - size + 1)) if random_offset else 0
-        reach, step = 0, 1
-        if rate != out_rate:
-            reach = math.ceil(_RESAMPLE_ZEROS * rate / (0.99 * min(rate, out_rate))) + 1
-            step = rate // math.gcd(rate, out_rate)
-            step = step if step <= _MAX_ALIGN else 1  # odd rate pairs: sub-sample grid shift
-        start = max(math.floor(offset * rate / out_rate) - reach, 0) // step * step
-        stop = math.ceil((offset + size) * rate / out_rate) + reach
         try:
-            data, _ = sf.read(
+            return read_crop(
                 file.path,
-                start=start,
-                frames=stop - start,
-                dtype="float32",
-                always_2d=True,
+                file,
+                (self.sample_rate, self.channels, self.sample_size),
+                rng,
+                lambda kind, message: self._warn_once(index, kind, message),
             )
         except (RuntimeError, OSError) as e:
             self._bad.add(index)
@@ -344,41 +329,69 @@ class AudioDir(Dataset[torch.Tensor]):
                 f"({_reason(e)}); it is treated as missing from here on",
             )
             return None
-        if not np.isfinite(data).all():
-            self._warn_once(
-                index, "finite", f"AudioDir: {file.path} has NaN/inf samples; they are set to 0"
-            )
-            data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-        audio = torch.from_numpy(np.ascontiguousarray(data.T))
-        audio = self._map_channels(index, audio)
-        if rate != self.sample_rate:
-            audio = resample(audio, rate, self.sample_rate)
-        first = offset - round(start * out_rate / rate)  # exact when step aligns the grids
-        audio = audio[:, first : first + size]
-        if audio.shape[1] < self.sample_size:
-            audio = torch.nn.functional.pad(audio, (0, self.sample_size - audio.shape[1]))
-        if audio.shape[0] < self.channels:  # mono to C: repeated after the resampling
-            audio = audio.expand(self.channels, -1)
-        return audio.clamp(-1.0, 1.0), random_offset
 
-    def _map_channels(self, index: int, audio: torch.Tensor) -> torch.Tensor:
-        """(F, L) -> (C, L) by the rule in the class docstring; a mono result for C > 1 is
-        left as (1, L) and repeated after resampling."""
-        have, want = audio.shape[0], self.channels
-        if have == want or have == 1:
-            return audio
-        if want == 1:
-            return audio.mean(dim=0, keepdim=True)
-        path = self.files[index].path
-        if have > want:
-            self._warn_once(
-                index,
-                "channels",
-                f"AudioDir: {path} has {have} channels; keeping "
-                f"the first {want} (a downmix is ambiguous)",
-            )
-            return audio[:want]
-        self._warn_once(
-            index, "channels", f"AudioDir: {path} has {have} channels; tiling them to {want}"
+
+def read_crop(
+    source,
+    file: _File,
+    shape: tuple[int, int, int],
+    rng: np.random.Generator,
+    warn: Callable[[str, str], None],
+) -> tuple[torch.Tensor, bool]:
+    """A (channels, sample_size) crop of ``source`` (a path or a file object soundfile reads,
+    described by ``file``: its name, frames, rate and channels) and whether its offset was
+    random, by AudioDir's rules; ``shape`` is (sample_rate, channels, sample_size). File
+    problems are passed to ``warn(kind, message)``; a decoding failure raises (RuntimeError or
+    OSError)."""
+    sample_rate, channels, size = shape
+    rate, out_rate = file.sample_rate, sample_rate
+    # The offset is drawn in output samples over the resampled file's length. Reading starts
+    # a kernel's reach early (so the crop's edges are filtered like its middle), at a frame
+    # that is a multiple of rate / gcd: there the output grid of the excerpt coincides with
+    # that of the whole file, so a crop equals the same window of the resampled file.
+    total = math.ceil(file.frames * out_rate / rate)
+    random_offset = total > size
+    offset = int(rng.integers(0, total - size + 1)) if random_offset else 0
+    reach, step = 0, 1
+    if rate != out_rate:
+        reach = math.ceil(_RESAMPLE_ZEROS * rate / (0.99 * min(rate, out_rate))) + 1
+        step = rate // math.gcd(rate, out_rate)
+        step = step if step <= _MAX_ALIGN else 1  # odd rate pairs: sub-sample grid shift
+    start = max(math.floor(offset * rate / out_rate) - reach, 0) // step * step
+    stop = math.ceil((offset + size) * rate / out_rate) + reach
+    data, _ = sf.read(source, start=start, frames=stop - start, dtype="float32", always_2d=True)
+    if not np.isfinite(data).all():
+        warn("finite", f"AudioDir: {file.path} has NaN/inf samples; they are set to 0")
+        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+    audio = torch.from_numpy(np.ascontiguousarray(data.T))
+    audio = _map_channels(audio, channels, file.path, warn)
+    if rate != sample_rate:
+        audio = resample(audio, rate, sample_rate)
+    first = offset - round(start * out_rate / rate)  # exact when step aligns the grids
+    audio = audio[:, first : first + size]
+    if audio.shape[1] < size:
+        audio = torch.nn.functional.pad(audio, (0, size - audio.shape[1]))
+    if audio.shape[0] < channels:  # mono to C: repeated after the resampling
+        audio = audio.expand(channels, -1)
+    return audio.clamp(-1.0, 1.0), random_offset
+
+
+def _map_channels(
+    audio: torch.Tensor, want: int, path: str, warn: Callable[[str, str], None]
+) -> torch.Tensor:
+    """(F, L) -> (C, L) by the rule in AudioDir's docstring; a mono result for C > 1 is
+    left as (1, L) and repeated after resampling."""
+    have = audio.shape[0]
+    if have == want or have == 1:
+        return audio
+    if want == 1:
+        return audio.mean(dim=0, keepdim=True)
+    if have > want:
+        warn(
+            "channels",
+            f"AudioDir: {path} has {have} channels; keeping "
+            f"the first {want} (a downmix is ambiguous)",
         )
-        return audio[torch.arange(want) % have]
+        return audio[:want]
+    warn("channels", f"AudioDir: {path} has {have} channels; tiling them to {want}")
+    return audio[torch.arange(want) % have]

@@ -20,7 +20,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import DictConfig
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -223,17 +223,52 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
 
 
 def micro_batches(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> Iterator[Tensor]:
-    """Endless micro-batches from number `start` on (see data/sampler.py)."""
-    sampler = StepBatches(cfg.trainer.batch_size, start, acc.process_index, acc.num_processes)
-    workers = cfg.trainer.num_workers
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
+    """Endless micro-batches from number `start` on: draw numbers for a map-style dataset
+    (data/sampler.py), or, for an iterable one (data/shards.py), `dataset.resume(start)`'s own
+    stream, batched in its workers. A DataLoader worker that dies is a warning, and a new loader
+    starts at the micro-batch it did not deliver (up to MAX_LOADER_RESTARTS times)."""
+    restarts = 0
+    while True:
+        try:
+            for batch in _loader(dataset, cfg, start, acc):
+                yield batch
+                start += 1
+        except RuntimeError as e:
+            # torch: "DataLoader worker (pid(s) N) exited unexpectedly" (killed, out of memory)
+            if "exited unexpectedly" not in str(e):
+                raise
+            said = str(e).strip().splitlines()[0]
+            if restarts >= MAX_LOADER_RESTARTS:
+                raise LoaderError(
+                    f"{said}, {restarts + 1} times: stopping; the run can be resumed from its "
+                    "last checkpoint (resume=auto)"
+                ) from None
+            restarts += 1
+            log.warning("%s; restarting the data loader at micro-batch %d", said, start)
+        except AudioAEError as e:  # raised in a worker: torch adds the worker's traceback
+            last = str(e).strip().splitlines()[-1]
+            name = f"{type(e).__module__}.{type(e).__qualname__}: "
+            raise type(e)(last.removeprefix(name)) from None
+
+
+MAX_LOADER_RESTARTS = 3
+
+
+class LoaderError(AudioAEError):
+    """The DataLoader's workers kept dying."""
+
+
+def _loader(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> DataLoader:
+    t = cfg.trainer
+    options = dict(
+        num_workers=t.num_workers,
         pin_memory=acc.device.type == "cuda",
-        persistent_workers=workers > 0,
+        persistent_workers=t.num_workers > 0,
         # its own generator: creating the iterator must not draw from the global RNG, or a
         # resumed run would diverge from an uninterrupted one
-        generator=torch.Generator().manual_seed(cfg.trainer.seed),
+        generator=torch.Generator().manual_seed(t.seed),
     )
-    return iter(loader)
+    if isinstance(dataset, IterableDataset):
+        return DataLoader(dataset.resume(start), batch_size=t.batch_size, **options)
+    sampler = StepBatches(t.batch_size, start, acc.process_index, acc.num_processes)
+    return DataLoader(dataset, batch_sampler=sampler, **options)
