@@ -5,7 +5,9 @@ PATH may be
 - a checkpoint folder or an exported model (`config.yaml` + `model.safetensors`);
 - a stable-audio-tools model: a folder with `model_config.json` and `model.safetensors` or
   `model.ckpt` (also a training checkpoint), or such a weights file with `model_config.json`
-  beside it.
+  beside it;
+- a stable-audio-tools latent diffusion model (either form above, `model_type` diffusion_cond,
+  ...): the autoencoder it was trained on (its pretransform; see audioae.inference.sat).
 A folder with both `config.yaml` and `model_config.json` (`audioae-export --sat`) is read as ours.
 
 EMA weights are used when the checkpoint has them (`ema.safetensors`, or the reference's
