@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 
 import pytest
 import torch
@@ -214,6 +215,7 @@ def test_frozen_parts_stay_in_inference_mode_and_their_buffers_unchanged():
         assert torch.equal(value, before[key]), key
 
 
+@pytest.mark.slow
 def test_discriminator_from_a_training_checkpoint(tmp_path_factory, tmp_path):
     gan = trained_run(tmp_path_factory, "loss=mrstft_gan")
     ckpt = sorted((gan / "checkpoints").iterdir())[-1]
@@ -228,7 +230,9 @@ def test_discriminator_from_a_training_checkpoint(tmp_path_factory, tmp_path):
     folder = tmp_path / "sat"
     folder.mkdir()
     torch.save({"state_dict": state}, folder / "model.ckpt")
-    (folder / "model_config.json").write_text(json.dumps(config_to_sat(cfg)))
+    with warnings.catch_warnings():  # the discriminator's options that SAT lacks: not needed
+        warnings.simplefilter("ignore")
+        (folder / "model_config.json").write_text(json.dumps(config_to_sat(cfg)))
     training = fresh("loss=mrstft_gan", f"init_from={folder}", "init_discriminator=true")
     for key, value in training.dis.module.state_dict().items():
         assert torch.equal(value, saved[key]), key
@@ -277,3 +281,23 @@ def test_decoder_only_fine_tune_keeps_encoder_bottleneck_and_latents_bitwise(exp
     reference, _ = load_model(exported)
     a, b = reconstruct(tuned), reconstruct(reference)
     assert torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1])
+
+
+@pytest.mark.slow
+def test_the_command_reports_a_mismatch_in_one_line_and_writes_no_checkpoint(exported, tmp_path):
+    new = tmp_path / "wrong"
+    with single_threaded_subprocesses():
+        proc = run_cli(
+            "audioae-train",
+            SMOKE,
+            f"init_from={exported}",
+            "encoder.channels=16",
+            f"hydra.run.dir={new}",
+            cwd=tmp_path,
+            check=False,
+        )
+    assert proc.returncode == 2
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("audioae-train:")]
+    assert line.startswith(f"audioae-train: init_from={exported}: the weights do not fit")
+    assert "(152 shape keys)" in line
+    assert not (new / "checkpoints").exists()

@@ -138,8 +138,10 @@ def weights_kind(source: Source, ema: bool) -> str:
     """Which weights of the source were read, for the log."""
     if source.kind != "audioae":
         return "stable-audio-tools weights" + (", the EMA copy if present" if ema else ", online")
-    averaged = ema and source.ema is not None
-    return "EMA weights" if averaged and runs.ema_weights(read_weights(source.ema)) else "weights"
+    if source.ema is None:  # e.g. an export: the EMA copy when its run had one
+        return source.weights.name
+    averaged = ema and runs.ema_weights(read_weights(source.ema)) is not None
+    return f"{source.ema.name if averaged else source.weights.name} of {source.weights.parent}"
 
 
 def discriminator_state(source: Source, path: str) -> dict[str, Tensor]:
