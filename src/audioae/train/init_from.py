@@ -53,23 +53,24 @@ class InitFromError(CheckpointError):
 def init_weights(cfg: DictConfig, model: AudioAutoencoder, disc: nn.Module | None) -> None:
     """Load `cfg.init_from`'s weights into `model` (and `disc` with cfg.init_discriminator)."""
     path = cfg.init_from
+    if cfg.get("init_discriminator") and disc is None:
+        raise ConfigError(
+            "init_discriminator=true but this run has no discriminator "
+            "(its loss is not adversarial: use e.g. loss=mrstft_gan)"
+        )
     try:
         source = locate(path)
     except CheckpointError as e:
         raise CheckpointError(f"init_from: {e}") from None
     warn_config_differences(cfg, path, source)
-    state = read_state(source, ema=cfg.init_from_ema)
+    ema, strict = cfg.get("init_from_ema", True), cfg.get("init_from_strict", True)
+    state = read_state(source, ema=ema)
     what = f"init_from={path}"
-    loaded = load_weights(model, state, what, cfg.init_from_strict, model.frozen)
-    log.info("%s: loaded %d tensors (%s)", what, loaded, weights_kind(source, cfg.init_from_ema))
-    if cfg.init_discriminator:
-        if disc is None:
-            raise ConfigError(
-                "init_discriminator=true but this run has no discriminator "
-                "(its loss is not adversarial: use e.g. loss=mrstft_gan)"
-            )
+    loaded = load_weights(model, state, what, strict, model.frozen)
+    log.info("%s: loaded %d tensors (%s)", what, loaded, weights_kind(source, ema))
+    if cfg.get("init_discriminator"):
         what = f"init_discriminator from {path}"
-        loaded = load_weights(disc, discriminator_state(source, path), what, cfg.init_from_strict)
+        loaded = load_weights(disc, discriminator_state(source, path), what, strict)
         log.info("%s: loaded %d tensors", what, loaded)
 
 
