@@ -57,6 +57,10 @@ class TrainSchema:
     soft_clip: bool = False
     freeze: list[str] = field(default_factory=list)
     resume: str | None = None
+    init_from: str | None = None
+    init_from_strict: bool = True
+    init_from_ema: bool = True
+    init_discriminator: bool = False
 
 
 def register() -> None:

@@ -8,6 +8,8 @@ PATH may be
   beside it;
 - a diffusers AutoencoderOobleck folder (`config.json` + `diffusion_pytorch_model.safetensors`,
   audioae.inference.diffusers), or that weights file.
+- a stable-audio-tools latent diffusion model (either form above, `model_type` diffusion_cond,
+  ...): the autoencoder it was trained on (its pretransform; see audioae.inference.sat).
 A folder with both `config.yaml` and `model_config.json` (`audioae-export --sat`) is read as ours.
 
 EMA weights are used when the checkpoint has them (`ema.safetensors`, or the reference's

@@ -94,8 +94,10 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     run_dir = Path(broadcast_object_list([str(run_dir)])[0])  # the main process's run dir
     set_seed(t.seed)
 
-    # Everything that can fail on the config fails here, before any data is read.
-    training = build_training(cfg, acc)
+    # Everything that can fail on the config fails here, before any data is read. init_from
+    # (weights only) applies to a fresh run: a resumed one restores all its own state.
+    fresh = runs.resume_from(cfg.resume, run_dir) is None
+    training = build_training(cfg, acc, fresh=fresh)
     # One owner per run folder; the other processes learn the verdict (they would wait forever).
     refusal = None
     if acc.is_main_process:
