@@ -1,0 +1,192 @@
+"""Audio manifests: what ``soundfile.info`` says about every file of a folder, scanned once.
+
+A manifest is a JSON Lines file, one object per audio file found under the folder
+(``find_audio``), sorted by path:
+
+    {"path": "a/b.flac", "frames": 441000, "sample_rate": 44100, "channels": 2,
+     "duration": 10.0, "size": 1234567, "mtime_ns": 1700000000000000000}
+
+``path`` is relative to the folder ("/" separators), ``duration`` = frames / sample_rate
+seconds, ``size`` and ``mtime_ns`` are the file's at scan time (how a cached manifest notices a
+changed file). A file that cannot be used is a line with ``error`` instead of the audio fields
+(unreadable, or no audio frames), so a manifest lists its failures too.
+
+``scan`` probes the files in a thread pool (``soundfile.info`` spends its time opening and
+parsing headers, in C without the GIL, or waiting on the file system); ``scan`` with ``known``
+entries probes only files that are new or whose size or mtime changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import soundfile as sf
+
+from audioae.errors import AudioAEError
+
+CACHE_NAME = ".audioae-manifest.jsonl"  # AudioDir's own manifest, in the data folder
+
+
+class ManifestError(AudioAEError, ValueError):
+    """A manifest file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of a manifest; ``error`` is set (and frames etc. are 0) when it is unusable."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    frames: int = 0
+    sample_rate: int = 0
+    channels: int = 0
+    duration: float = 0.0
+    error: str | None = None
+
+    def to_json(self) -> str:
+        record = asdict(self)
+        if self.error is None:
+            del record["error"]
+        else:
+            for key in ("frames", "sample_rate", "channels", "duration"):
+                del record[key]
+        return json.dumps(record, sort_keys=False)
+
+
+def _reason(error: Exception) -> str:
+    # LibsndfileError's own message repeats the path; its error_string is just the cause.
+    return str(getattr(error, "error_string", None) or error)
+
+
+def probe(root: str, name: str, stat: os.stat_result | None = None) -> Entry:
+    """The entry of file ``name`` (relative to ``root``)."""
+    path = os.path.join(root, name)
+    try:
+        stat = stat or os.stat(path)
+        info = sf.info(path)
+    except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
+        size, mtime = (stat.st_size, stat.st_mtime_ns) if stat else (0, 0)
+        return Entry(name, size, mtime, error=f"unreadable: {_reason(e)}")
+    if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+        return Entry(name, stat.st_size, stat.st_mtime_ns, error="empty (no audio frames)")
+    return Entry(
+        name,
+        stat.st_size,
+        stat.st_mtime_ns,
+        frames=info.frames,
+        sample_rate=info.samplerate,
+        channels=info.channels,
+        duration=info.frames / info.samplerate,
+    )
+
+
+def scan(
+    root: str,
+    names: Sequence[str],
+    workers: int | None = None,
+    known: Iterable[Entry] = (),
+) -> tuple[list[Entry], int]:
+    """Entries of ``names`` (relative to ``root``), in that order, probed by ``workers``
+    threads (default: min(32, 4 x CPUs)). An entry of ``known`` with the same path, size and
+    mtime is reused without opening the file. Returns the entries and how many were probed."""
+    cached = {e.path: e for e in known}
+    entries: list[Entry | None] = [None] * len(names)
+    todo: list[tuple[int, str, os.stat_result | None]] = []
+    for i, name in enumerate(names):
+        try:
+            stat = os.stat(os.path.join(root, name))
+        except OSError:
+            stat = None
+        old = cached.get(name)
+        if (
+            old is not None
+            and stat is not None
+            and (old.size, old.mtime_ns)
+            == (
+                stat.st_size,
+                stat.st_mtime_ns,
+            )
+        ):
+            entries[i] = old
+        else:
+            todo.append((i, name, stat))
+    if todo:
+        workers = workers or min(32, 4 * (os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
+            probed = pool.map(lambda t: probe(root, t[1], t[2]), todo, chunksize=64)
+            for (i, _, _), entry in zip(todo, probed, strict=True):
+                entries[i] = entry
+    return entries, len(todo)  # type: ignore[return-value]
+
+
+def write(path: str | Path, entries: Iterable[Entry]) -> None:
+    """Write a manifest atomically (a temporary file beside it, then a rename: processes
+    that write the same cache at once leave one whole file)."""
+    from audioae.files import atomic_write
+
+    with atomic_write(Path(path)) as tmp:
+        tmp.write_text("".join(e.to_json() + "\n" for e in entries))
+
+
+def read(path: str | Path) -> list[Entry]:
+    """The entries of a manifest file; a bad line is a ManifestError naming file and line."""
+    entries = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise ManifestError(f"manifest {path}: cannot read it ({e.strerror or e})") from None
+    fields = set(Entry.__dataclass_fields__)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not {"path"} <= record.keys() <= fields:
+                raise ValueError(f"unexpected keys {sorted(record)}")
+            record.setdefault("size", 0)
+            record.setdefault("mtime_ns", 0)
+            if record.get("error") is None and not {"frames", "sample_rate", "channels"} <= set(
+                record
+            ):
+                raise ValueError("needs frames, sample_rate and channels (or error)")
+            entries.append(Entry(**record))
+        except (ValueError, TypeError) as e:
+            raise ManifestError(f"manifest {path}, line {number}: {e}") from None
+    return entries
+
+
+def build_manifest(root: str, extensions: Sequence[str], workers: int | None = None) -> list[Entry]:
+    """Entries of every audio file under ``root`` (``find_audio``), probed in parallel."""
+    from audioae.data.audio_dir import find_audio
+
+    names = [os.path.relpath(p, root).replace(os.sep, "/") for p in find_audio(root, extensions)]
+    return scan(root, names, workers)[0]
+
+
+def make_manifest(
+    root: str | Path,
+    out: str | Path,
+    extensions: Sequence[str],
+    workers: int | None = None,
+    force: bool = False,
+) -> list[Entry]:
+    """Scan ``root`` and write its manifest to ``out`` (refused, before scanning, when ``out``
+    exists and not ``force``, or its folder is not writable); returns the entries, failures
+    (``error`` set) included."""
+    from audioae.data.audio_dir import MissingDataError
+    from audioae.files import check_new, check_writable
+
+    out, root = Path(out), str(os.path.expanduser(root))
+    check_new([out], force)
+    check_writable(out.parent)
+    if not os.path.isdir(root):
+        raise MissingDataError(f"{root}: not a folder")
+    entries = build_manifest(root, extensions, workers)
+    write(out, entries)
+    return entries
