@@ -132,9 +132,9 @@ def test_off_is_no_wrapper_and_bad_values_name_the_key():
     items = Items(torch.ones(1, 10))
     assert augmented(items, None) is items
     assert augmented(items, Augment(SR)) is items
-    with pytest.raises(ConfigError, match="augment.polarity_p=1.5"):
+    with pytest.raises(ConfigError, match=r"augment\.polarity_p=1\.5"):
         Augment(SR, polarity_p=1.5)
-    with pytest.raises(ConfigError, match="augment.gain_db"):
+    with pytest.raises(ConfigError, match=r"augment\.gain_db"):
         Augment(SR, gain_db=[3.0, -3.0])
 
 

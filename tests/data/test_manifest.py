@@ -141,7 +141,7 @@ def test_bad_manifests_are_one_line_errors(folder, tmp_path):
     only_bad.write_text('{"path": "broken.wav", "error": "unreadable: x"}\n')
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(DataError, match="1 file.s. listed in .*only_bad.jsonl"):
+        with pytest.raises(DataError, match=r"1 file\(s\) listed in .*only_bad\.jsonl"):
             AudioDir(str(folder), 8000, 1, 256, manifest=str(only_bad))
 
 
