@@ -105,6 +105,13 @@ def test_cli_manifest_equals_a_fresh_scan_and_refuses_to_overwrite(folder, tmp_p
         make_manifest(folder, out, EXTENSIONS)
 
 
+def test_the_process_pool_scans_what_one_process_does(folder, monkeypatch):
+    one = manifests.build_manifest(str(folder), EXTENSIONS, workers=1)
+    monkeypatch.setattr(manifests, "_PARALLEL_FROM", 1)
+    assert manifests.build_manifest(str(folder), EXTENSIONS, workers=2) == one
+    assert [e.path for e in one] == ["a.wav", "broken.wav", "empty.wav", "sub/b.flac", "sub/c.ogg"]
+
+
 def test_audio_dir_from_a_manifest_opens_no_file_at_start(folder, tmp_path, monkeypatch):
     out = tmp_path / "m.jsonl"
     make_manifest(folder, out, EXTENSIONS)
