@@ -27,7 +27,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("dir", metavar="DIR", help="audio folder (searched recursively)")
     p.add_argument("--out", "-o", required=True, type=Path, help="the manifest (.jsonl)")
     p.add_argument(
-        "--workers", type=int, default=None, help="parallel processes (default: one per CPU)"
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel processes (default: one per CPU, from 4 CPUs)",
     )
     p.add_argument(
         "--extensions",

@@ -11,8 +11,8 @@ seconds, ``size`` and ``mtime_ns`` are the file's at scan time (how a cached man
 changed file). A file that cannot be used is a line with ``error`` instead of the audio fields
 (unreadable, or no audio frames), so a manifest lists its failures too.
 
-``scan`` probes the files in a process pool (one process per CPU by default), and with
-``known`` entries only the files that are new or whose size or mtime changed.
+``scan`` probes the files in a process pool (by default one process per CPU, from 4 CPUs), and
+with ``known`` entries only the files that are new or whose size or mtime changed.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def scan(
     known: Iterable[Entry] = (),
 ) -> tuple[list[Entry], int]:
     """Entries of ``names`` (relative to ``root``), in that order, probed by ``workers``
-    processes (default: one per CPU; one for fewer than 512 files). An entry of ``known``
-    with the same path, size and mtime is reused without opening the file. Returns the
+    processes (default: one per CPU; one with under 4 CPUs or 512 files). An entry of
+    ``known`` with the same path, size and mtime is reused without opening the file. Returns the
     entries and how many were probed."""
     cached = {e.path: e for e in known}
     entries: list[Entry | None] = [None] * len(names)
@@ -135,8 +135,9 @@ def _probe_all(
     processes (default: the CPUs this process may use), in chunks. Processes, not threads:
     soundfile's header parsing holds the GIL for most of its time (threads measured no faster
     than one on 2 cores)."""
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if workers is None:  # below 4 CPUs, process start-up and pickling cost more than they save
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        workers = cpus if cpus >= 4 else 1
     if workers <= 1 or len(todo) < _PARALLEL_FROM:
         return _probe_chunk(root, todo)
     size = max(64, min(1024, len(todo) // (4 * workers) + 1))
