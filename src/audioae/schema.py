@@ -47,6 +47,7 @@ class TrainSchema:
     optim: Any = MISSING
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
     pretransform: Any = None
+    augment: Any = None  # conf/augment/: training crops only (audioae/data/augment.py)
     sample_rate: int = MISSING
     sample_size: int = MISSING
     io_channels: int = MISSING

@@ -26,6 +26,8 @@ from tqdm import tqdm
 
 from audioae import runs, schema
 from audioae.build import build
+from audioae.data.augment import augmented
+from audioae.data.mix import realised_shares
 from audioae.data.sampler import StepBatches
 from audioae.distributed import setup_from_slurm
 from audioae.errors import AudioAEError, CheckpointError
@@ -129,9 +131,13 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
             log.warning(
                 "resuming %s with other settings (%s), recorded in %s", resume, said, written
             )
+    augment = build(cfg.augment, "augment") if cfg.get("augment") else None
     dataset = build(cfg.data, "data")
     held = held_out_data(cfg, dataset, run_dir if acc.is_main_process else None)
     val_batches = validation_batches(cfg, held) if t.val_every else []
+    # training crops only are augmented (data/augment.py); a mixture's shares come from the
+    # draw numbers (data/mix.py)
+    source, dataset = dataset, augmented(dataset, augment)
 
     # saved beside Accelerate's state (see audioae/runs.py)
     disc = dis.module if dis is not None else None
@@ -166,6 +172,7 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
     averages = Averages()  # each scalar's mean since the last log point (train/scalars.py)
     audio_per_step = t.batch_size * t.grad_accum * acc.num_processes * cfg.sample_size
     throughput = Throughput(audio_per_step / cfg.sample_rate)
+    draws_per_step, logged = t.batch_size * t.grad_accum * acc.num_processes, state.step
     # On a CPU, freed activations stay mapped for the next step (audioae/memory.py): 5-9% faster.
     # the bar closes (ends its line) on an error too, so the error is a line of its own
     with StopRequest() as stop, reuse_freed_memory(acc.device), bar:
@@ -193,6 +200,9 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
                 bar.set_postfix(loss=f"{logs['loss/total']:.4f}")
             if (t.log_every and state.step % t.log_every == 0) or state.step in (1, t.max_steps):
                 means = {**averages.pop(), **throughput.pop(), "nonfinite/skipped": state.skipped}
+                draws = (logged * draws_per_step, state.step * draws_per_step)
+                means.update(realised_shares(source, *draws))
+                logged = state.step
                 for name, net in nets:
                     if net is not None:
                         means[f"lr/{name}"] = net.opt.param_groups[0]["lr"]
