@@ -242,3 +242,23 @@ def test_audioae_train_on_shards_with_two_workers(tmp_path):
     assert (run / "checkpoints/step_00000002/model.safetensors").exists()
     (held,) = (run / "holdout.txt").read_text().split()
     assert held.startswith(str(tmp_path / "shard-"))
+
+
+def test_shards_in_an_augmented_mix_through_the_training_loader(six):
+    """data=mix over shards and a map-style source, augmented: the loop resumes the whole
+    stack (IterableMix.resume -> Shards.resume), deterministic per start, reseeded by it."""
+    from audioae.data.augment import Augment, augmented
+    from audioae.data.mix import IterableMix, mix
+    from audioae.data.synthetic import SyntheticMusic
+
+    def stack():
+        sources = {"shards": shards(six, 6), "synth": SyntheticMusic(SR, 2, SIZE, seed=0)}
+        return augmented(mix(sources, {"shards": 0.5, "synth": 0.5}), Augment(SR, polarity_p=0.5))
+
+    config = OmegaConf.create({"trainer": {"batch_size": 2, "num_workers": 0, "seed": 0}})
+    cpu = SimpleNamespace(process_index=0, num_processes=1, device=torch.device("cpu"))
+    assert isinstance(stack().dataset, IterableMix)
+    first = [next(micro_batches(stack(), config, s, cpu)) for s in (0, 0, 3)]
+    assert all(b.shape == (2, 2, SIZE) and b.abs().max() > 0 for b in first)
+    torch.testing.assert_close(first[0], first[1], rtol=0, atol=0)  # same start, same data
+    assert not torch.equal(first[0], first[2])  # a resumed stream is reseeded

@@ -26,6 +26,7 @@ never exceed ``max_gain_db``, so near-silent noise is not blown up to full scale
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -166,14 +167,27 @@ class AugmentedIterable(IterableDataset):
     def __init__(self, dataset: IterableDataset, augment: Augment) -> None:
         self.dataset, self.augment = dataset, augment
         self.held_out_names = getattr(dataset, "held_out_names", [])
+        self.start = 0
 
     def held_out(self, path: str | None = None):
         return self.dataset.held_out(path)
 
+    def resume(self, start: int) -> AugmentedIterable:
+        """The stream of a run resumed after ``start`` micro-batches (the training loop calls
+        it): the dataset resumed, generators from number ``start * RESUME_SPAN`` on."""
+        other = copy.copy(self)
+        other.start = int(start) * RESUME_SPAN
+        if hasattr(self.dataset, "resume"):
+            other.dataset = self.dataset.resume(start)
+        return other
+
     def __iter__(self) -> Iterator[torch.Tensor]:
         stride, offset = _stream_position()
-        for i, audio in enumerate(self.dataset):
+        for i, audio in enumerate(self.dataset, self.start):
             yield self.augment(audio, self.augment.rng(i * stride + offset))
+
+
+RESUME_SPAN = 2**32  # numbers per resume point of an iterable stream (more than a run draws)
 
 
 def _stream_position() -> tuple[int, int]:

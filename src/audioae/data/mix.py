@@ -21,6 +21,7 @@ descript-audio-codec's weighted folder groups and NeMo's dataset sample weights)
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator, Mapping
 
@@ -29,7 +30,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset
 
 from audioae.data.audio_dir import DataError
-from audioae.data.augment import _stream_position
+from audioae.data.augment import RESUME_SPAN, _stream_position
 
 _MIX = 13  # the random stream of the mixture's picks
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -128,14 +129,24 @@ class IterableMix(_Weights, IterableDataset):
 
     def __init__(self, sources: Mapping[str, Dataset], weights: Mapping[str, float], seed: int):
         _Weights.__init__(self, sources, weights, seed)
+        self.start = 0
 
     def held_out(self, path: str | None = None) -> Dataset:
         return mix(self._held_sources(path), self.weights, self.seed)
 
+    def resume(self, start: int) -> IterableMix:
+        """The stream of a run resumed after ``start`` micro-batches (the training loop calls
+        it): the sources resumed alike, numbers from ``start * RESUME_SPAN`` on (as for
+        shards, reseeded rather than replayed)."""
+        other = copy.copy(self)
+        other.start = int(start)
+        other.sources = [s.resume(start) if hasattr(s, "resume") else s for s in self.sources]
+        return other
+
     def __iter__(self) -> Iterator[torch.Tensor]:
         stride, offset = _stream_position()
         streams: dict[int, Iterator[torch.Tensor]] = {}
-        for i in itertools.count():
+        for i in itertools.count(self.start * RESUME_SPAN):
             number = i * stride + offset
             k = int(self.sources_of([number])[0])
             source = self.sources[k]

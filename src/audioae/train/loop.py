@@ -281,6 +281,7 @@ def _loader(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> DataLoade
         generator=torch.Generator().manual_seed(t.seed),
     )
     if isinstance(dataset, IterableDataset):
-        return DataLoader(dataset.resume(start), batch_size=t.batch_size, **options)
+        stream = dataset.resume(start) if hasattr(dataset, "resume") else dataset
+        return DataLoader(stream, batch_size=t.batch_size, **options)
     sampler = StepBatches(t.batch_size, start, acc.process_index, acc.num_processes)
     return DataLoader(dataset, batch_sampler=sampler, **options)
