@@ -248,3 +248,40 @@ def test_export_stores_latent_stats(model_dir, data, tmp_path):
     with pytest.raises(AudioAEError, match="latent statistics of model"):
         export(other, tmp_path / "exp2", latent_stats=stats)
     assert not (tmp_path / "exp2").exists()
+
+
+SAT_PYTHON = Path(os.environ.get("AUDIOAE_SAT_PYTHON", "/tmp/satvenv/bin/python"))
+SAT_READ = """
+import json, sys
+from stable_audio_tools.data.dataset import LocalDatasetConfig, PreEncodedDataset
+ds = PreEncodedDataset([LocalDatasetConfig(id="x", path=sys.argv[1])], latent_crop_length=50,
+                       random_crop=True)
+out = {}
+for i in range(len(ds)):
+    latents, info = ds[i]
+    mask = info["padding_mask"][0]
+    out[ds.filenames[i]] = {"read": info["latent_filename"], "shape": list(latents.shape),
+                            "valid": int(mask.sum()), "start": info["latent_crop_start"],
+                            "relpath": info["relpath"], "seconds_total": info["seconds_total"]}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SAT_PYTHON.exists(), reason=f"no stable-audio-tools venv at {SAT_PYTHON}")
+def test_stable_audio_tools_reads_the_folder(model_dir, data, tmp_path):
+    """SAT's own PreEncodedDataset (its venv, docs/benchmarks.md) on audioae-pre-encode's output."""
+    out = tmp_path / "pre"
+    pe.pre_encode(str(model_dir), data, out, pe.Options(seconds=0.5, **CHUNKS))
+    proc = subprocess.run([str(SAT_PYTHON), "-c", SAT_READ, str(out)], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    read = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours = {pe.item_id(*key): meta for key, (_, meta) in items(out).items()}
+    assert len(read) == len(ours) == 7
+    for name, item in read.items():
+        assert item["read"] == name  # SAT replaces an unreadable item by another: none was
+        meta = ours[Path(name).stem]
+        assert item["shape"] == [8, 50] and item["relpath"] == meta["relpath"]
+        assert item["seconds_total"] == meta["seconds_total"]
+        assert item["valid"] == min(50, sum(meta["padding_mask"]) - item["start"])
