@@ -16,7 +16,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from audioae.cli.common import add_chunk_options, add_device_option, run_command
+from audioae.cli.common import add_chunk_options, add_device_option, parse_device, run_command
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -43,7 +43,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="VAE: draw latents (stable-audio-tools' pre_encode.py samples); default: the mean",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for --sample (per forward pass)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="--sample: the draws' seed (mixed with each forward pass's first item)",
+    )
     p.add_argument("--codes", action="store_true", help="discrete models: write the codes")
     add_chunk_options(p)
     add_device_option(p)
@@ -60,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     def body():
         from audioae.inference.pre_encode import Options, pre_encode
 
+        parse_device(args.device)  # a bad --device is one line before any work
         opt = Options(
             seconds=args.seconds, batch_size=args.batch_size, sample=args.sample, seed=args.seed,
             codes=args.codes, chunk_size=args.chunk_size, overlap=args.overlap,

@@ -21,8 +21,9 @@ nearest-neighbour rule).
 Files are split over processes by their place in the sorted list (file i goes to process
 i mod world_size), so every file is encoded exactly once. A restart skips files whose items are
 all complete (the .json is written after the .npy, both atomically, so a complete .json means a
-complete item), and the statistics read those back, so a resumed run writes what an
-uninterrupted one writes. Unreadable files are warnings, listed in details.json, never fatal.
+complete item), and the statistics read those back; batches never span groups of batch_size
+files, and only whole groups are skipped, so a resumed run writes what an uninterrupted one
+writes, bit for bit. Unreadable files are warnings, listed in details.json, never fatal.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def padding_mask(valid: int, frames: int, ratio: int) -> list[int]:
     return [1 if j * ratio < valid else 0 for j in range(frames)]
 
 
+def _one(item):
+    return item  # DataLoader's collate_fn for items already whole (picklable for workers)
+
+
 class _Reader(torch.utils.data.Dataset):
     """(index, audio at the model's rate and channels or None, error, warnings) per file."""
 
@@ -112,7 +117,6 @@ class _Run:
     """One process's share of a pre-encode: the model, the output folder and what was done."""
 
     def __init__(self, checkpoint: str, data: Path, out: Path, opt: Options, state):
-        from audioae.cli.common import parse_device
         from audioae.data.audio_dir import find_audio
         from audioae.inference import chunking, load_model, optimize_for_inference, state_hash
 
@@ -127,7 +131,9 @@ class _Run:
         if not self.files:
             raise AudioAEError(f"{data}: no audio files found")
         self.chunk, self.overlap = chunking(opt.chunk_size, opt.overlap)
-        device = parse_device(opt.device) if opt.device != "auto" else state.device
+        # "auto": each process's own device (cuda:LOCAL_RANK under accelerate launch, else CUDA
+        # when there is one, else the CPU)
+        device = state.device if opt.device == "auto" else torch.device(opt.device)
         self.model, cfg = load_model(checkpoint, ema=opt.ema)
         if opt.codes and not self.model.is_discrete:
             raise AudioAEError("--codes: the model's bottleneck is continuous; it has no codes")
@@ -142,7 +148,7 @@ class _Run:
             **{k: v for k, v in asdict(self.opt).items() if k in SHARED},
         }
         self.model_config = OmegaConf.to_container(cfg, resolve=True)
-        self.moments, self.failures = Moments(), []
+        self.moments, self.group_moments, self.failures = Moments(), {}, []
         self.counts = {"files": 0, "items": 0, "written": 0, "skipped_files": 0, "failed": 0}
         self.audio_seconds = 0.0
 
@@ -193,7 +199,10 @@ class _Run:
         first = item_id(relpath, 0)
         if first + ".json" not in self.existing:
             return None
-        meta = json.loads(self.existing[first + ".json"][0].read_text())
+        try:
+            meta = json.loads(self.existing[first + ".json"][0].read_text())
+        except (OSError, ValueError):
+            return None  # not ours or damaged: encoded again
         items = []
         for crop in range(int(meta.get("crops", 1))):
             name = item_id(relpath, crop)
@@ -210,27 +219,33 @@ class _Run:
         return [(i, f) for i, f in enumerate(self.files) if i % world == rank]
 
     def run(self) -> None:
+        """Encode this process's files in groups of batch_size files: batches never span two
+        groups, and a restart skips only whole groups whose items are all complete (re-encoding
+        the rest), so every forward pass holds the same items as in an uninterrupted run and a
+        resumed run writes the same bits. (A group with an unreadable file is tried again.)"""
         m, mine = self.model, self.mine()
-        todo = []
-        for index, path in mine:
-            rel = os.path.relpath(path, self.data)
-            done = self._done(rel)
-            if done is None:
-                todo.append((index, path))
+        todo, self.group_ends, self.group_of = [], set(), {}
+        for g in range(0, len(mine), self.opt.batch_size):
+            group = mine[g : g + self.opt.batch_size]
+            done = [self._done(os.path.relpath(path, self.data)) for _, path in group]
+            if any(d is None for d in done):
+                todo += group
+                self.group_ends.add(group[-1][0])
+                self.group_of.update((index, g) for index, _ in group)
                 continue
-            self.counts["files"] += 1
-            self.counts["skipped_files"] += 1
-            for npy, js in done:
+            self.counts["files"] += len(group)
+            self.counts["skipped_files"] += len(group)
+            for npy, js in (item for d in done for item in d):
                 meta = json.loads(js.read_text())
                 self.counts["items"] += 1
                 self.audio_seconds += meta["length"] / m.sample_rate
                 if not self.opt.codes:
-                    self.moments.add(np.load(npy), meta["padding_mask"])
+                    self._moments(g).add(np.load(npy), meta["padding_mask"])
         reader = _Reader(todo, m.sample_rate, m.data_channels)
         loader = torch.utils.data.DataLoader(
-            reader, batch_size=None, num_workers=self.opt.workers, collate_fn=lambda x: x
+            reader, batch_size=None, num_workers=self.opt.workers, collate_fn=_one
         )
-        self.pending: list[tuple[dict, torch.Tensor]] = []
+        self.pending: list[tuple[dict, torch.Tensor, int]] = []
         (self.out / str(self.state.process_index)).mkdir(parents=True, exist_ok=True)
         bar = tqdm(
             total=len(mine), initial=len(mine) - len(todo), unit="file", file=sys.stderr,
@@ -251,13 +266,20 @@ class _Run:
             else:
                 x = m.inputs_and_targets(x[None])[0][0]  # the encoder's input, as training
                 fresh += x.shape[-1] / m.sample_rate
-                self._add_file(path, x)
+                self._add_file(index, path, x)
+            if index in self.group_ends:
+                self._flush()
             bar.update(1)
             bar.set_postfix_str(f"{fresh / max(time.perf_counter() - start, 1e-9):.1f} audio s/s")
         self._flush()
         bar.close()
+        for g in sorted(self.group_moments):  # in file order, whatever was skipped
+            self.moments.merge(self.group_moments[g])
 
-    def _add_file(self, path: str, x: torch.Tensor) -> None:
+    def _moments(self, group: int) -> Moments:
+        return self.group_moments.setdefault(group, Moments())
+
+    def _add_file(self, index: int, path: str, x: torch.Tensor) -> None:
         """Queue the items of one file (C, T); batches go through the model when full."""
         m, rel, total = self.model, os.path.relpath(path, self.data), x.shape[-1]
         size = total if self.crop is None else self.crop
@@ -284,7 +306,7 @@ class _Run:
             }
             if self.pending and self.pending[0][1].shape[-1] != size:
                 self._flush()  # only equal lengths batch
-            self.pending.append((meta, piece))
+            self.pending.append((meta, piece, self.group_of[index]))
             if len(self.pending) >= self.opt.batch_size:
                 self._flush()
 
@@ -294,11 +316,14 @@ class _Run:
         if not self.pending:
             return
         m, pending, self.pending = self.model, self.pending, []
-        torch.manual_seed(self.opt.seed)  # as audioae-encode --seed, per forward pass
+        if self.opt.sample:  # reproducible draws, different in every forward pass
+            first = item_id(pending[0][0]["relpath"], pending[0][0]["crop"])
+            digest = hashlib.sha256(f"{self.opt.seed}:{first}".encode()).hexdigest()
+            torch.manual_seed(int(digest[:15], 16))
         enc = encode_long(
-            m, torch.stack([p for _, p in pending]), self.chunk, self.overlap, self.opt.sample
+            m, torch.stack([p for _, p, _ in pending]), self.chunk, self.overlap, self.opt.sample
         )
-        for i, (meta, _) in enumerate(pending):
+        for i, (meta, _, group) in enumerate(pending):
             latents = enc.latents[i].contiguous()
             mask = padding_mask(meta["length"], latents.shape[-1], m.downsampling_ratio)
             meta["padding_mask"] = mask
@@ -318,7 +343,7 @@ class _Run:
             self.counts["written"] += 1
             self.audio_seconds += meta["length"] / m.sample_rate
             if not self.opt.codes:
-                self.moments.add(array, mask)
+                self._moments(group).add(array, mask)
 
     def details(self, status: str, counts=None, failures=None, seconds=None, audio=None):
         return {
