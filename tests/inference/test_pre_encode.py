@@ -39,9 +39,9 @@ def fresh_accelerate():
     PartialState._reset_state()
 
 
-def make_export(folder: Path, seed: int = 0) -> Path:
+def make_export(folder: Path, seed: int = 0, *overrides: str) -> Path:
     """A randomly initialised smoke model as an export folder (config.yaml + model.safetensors)."""
-    cfg = compose_train("experiment=smoke")
+    cfg = compose_train("experiment=smoke", *overrides)
     torch.manual_seed(seed)
     model = build_autoencoder(cfg)
     folder.mkdir(parents=True)
@@ -146,6 +146,30 @@ def test_moments_merge_is_exact_in_any_split():
         np.testing.assert_allclose(s["mean"], x.mean(1), rtol=1e-13)
         np.testing.assert_allclose(s["std"], x.std(1), rtol=1e-13)
         assert s["global_std"] == pytest.approx(x.std(), rel=1e-13)
+
+
+def test_codes_of_a_discrete_model_equal_audioae_encode(model_dir, data, tmp_path):
+    fsq = make_export(tmp_path / "fsq", 0, "bottleneck=fsq")
+    out = tmp_path / "pre"
+    pe.pre_encode(str(fsq), data, out, pe.Options(codes=True, **CHUNKS))
+    chunking = ("--chunk-size", "64", "--overlap", "16", "--device", "cpu", "--format", "npy")
+    encode_main([str(fsq), str(data / "a.wav"), "--out", str(tmp_path / "enc"), *chunking])
+    codes, meta = items(out)[("a.wav", 0)]
+    assert codes.dtype == np.int64 and meta["latents"] == "codes"
+    np.testing.assert_array_equal(codes, np.load(tmp_path / "enc" / "a.codes.npy"))
+    assert not (out / "stats.json").exists()  # statistics are of continuous latents
+    with pytest.raises(AudioAEError, match="--codes: the model's bottleneck is continuous"):
+        pe.pre_encode(str(model_dir), data, tmp_path / "x", pe.Options(codes=True, **CHUNKS))
+
+
+def test_command_errors_are_one_line(model_dir, tmp_path, capsys):
+    from audioae.cli.pre_encode import main
+
+    with pytest.raises(SystemExit) as code:
+        main([str(model_dir), str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+    assert code.value.code == 2
+    said = capsys.readouterr().err.strip()
+    assert said == f"audioae-pre-encode: {tmp_path / 'nothing'}: not a folder of audio files"
 
 
 def test_unreadable_files_are_listed_and_skipped(model_dir, data, tmp_path):
