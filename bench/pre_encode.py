@@ -146,7 +146,7 @@ def main() -> None:
                 wall = timed(commands, threads)
                 rows.append({"model": name, "case": case, "threads": threads, "wall_s": wall,
                              "audio_s_per_s": seconds / wall})  # fmt: skip
-                print(f"{name:22s} {case:48s} {wall:8.1f} s {seconds / wall:8.1f} audio s/s",
+                print(f"{name:22s} {case:48s} {wall:8.1f} s {seconds / wall:8.3f} audio s/s",
                       file=sys.stderr)  # fmt: skip
     result = {
         "date": date.today().isoformat(),
