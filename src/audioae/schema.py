@@ -109,6 +109,11 @@ def check_values(cfg) -> None:
 
     from audioae.errors import ConfigError
 
+    if str(OmegaConf.select(cfg, "data._target_", default="")).endswith(".PreEncoded"):
+        raise ConfigError(
+            "data=pre_encoded holds latents, for models trained on latents; audioae-train "
+            "trains an autoencoder on audio (data=audio_dir data.path=...)"
+        )
     for key in sorted(OmegaConf.missing_keys(cfg)):
         group = key.split(".")[0]
         choice = _choice(group)

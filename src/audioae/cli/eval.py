@@ -53,9 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "folder per model in it",
     )
     p.add_argument("--report", help="write the HTML listening report into this folder")
-    p.add_argument(
-        "--max-files", type=positive(int), help="only the first N files (in name order)"
-    )
+    p.add_argument("--max-files", type=positive(int), help="only the first N files (in name order)")
     p.add_argument("--seconds", type=positive(float), help="only the first S seconds of each file")
     p.add_argument(
         "--conditions",

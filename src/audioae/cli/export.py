@@ -28,18 +28,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     p.add_argument("--no-ema", action="store_true", help="export the online weights")
     p.add_argument("--force", action="store_true", help="overwrite an existing export")
+    p.add_argument(
+        "--latent-stats",
+        type=Path,
+        metavar="STATS",
+        help="audioae-pre-encode's stats.json of these weights, stored as latent_stats.json",
+    )
     args = p.parse_args(argv)
 
     def body():
         from audioae.inference.export import export
 
         export(
-            args.run,
-            args.out,
-            sat=args.sat,
-            ema=not args.no_ema,
-            force=args.force,
-            format=args.format,
-        )
+            args.run, args.out, sat=args.sat, ema=not args.no_ema, force=args.force,
+            format=args.format, latent_stats=args.latent_stats,
+        )  # fmt: skip
 
     run_command(p.prog, body)

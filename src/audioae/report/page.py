@@ -112,7 +112,8 @@ def file_section(entries: list[dict], names: list[str], runs: list[str], conditi
     top += [picture(img + f"run{i + 1}.png", label) for i, label in enumerate(runs)]
     bottom = ['<div class="legend">difference: reconstruction − reference, dB</div>']
     bottom += [
-        picture(img + f"run{i + 1}_diff.png", f"{label} − reference") for i, label in enumerate(runs)
+        picture(img + f"run{i + 1}_diff.png", f"{label} − reference")
+        for i, label in enumerate(runs)
     ]
     systems = [(label, "run", e["model"]) for label, e in zip(runs, entries)]
     systems += [(c, "cond", first[c]) for c in conditions]
@@ -122,7 +123,7 @@ def file_section(entries: list[dict], names: list[str], runs: list[str], conditi
     )
     return (
         f'<section class="file" id="{esc(key)}" data-file="{esc(first["file"])}">'
-        f'<h3>{esc(first["file"])} <small>{esc(info)}</small></h3>'
+        f"<h3>{esc(first['file'])} <small>{esc(info)}</small></h3>"
         f'<div class="players">{"".join(players)}</div>'
         f'<div class="spectra" style="grid-template-columns: repeat({len(runs) + 1}, auto)">'
         f"{''.join(top + bottom)}</div>"
