@@ -287,7 +287,7 @@ def test_an_existing_report_is_kept_and_bad_input_is_one_line(report, tmp_path, 
         capsys, run, f"{run}/checkpoints/step_00000002"
     )
     (tmp_path / "file").write_text("")
-    assert "is not a folder" in fails(capsys, run, data, "--report", str(tmp_path / "file" / "r"))
+    assert "not a folder" in fails(capsys, run, data, "--report", str(tmp_path / "file" / "r"))
     bad = [("--max-files", "0", "0: must be more"), ("--seconds", "x", "'x' is not")]
     for option, value, error in bad:
         with pytest.raises(SystemExit) as exit_info:  # argparse: usage, then the error line
