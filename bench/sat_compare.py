@@ -847,6 +847,8 @@ def compare_whole(args, tmp: Path) -> dict:
             [str(ROOT / "src"), str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")]
         )
     }
+    if args.threads:  # both trainers, and their DataLoader workers
+        env["OMP_NUM_THREADS"] = str(args.threads)
     audio_per_step = args.batch * args.crop / RATE
     modes = [m for m in ("folder", "memory") if m not in args.whole_skip]
     runs: dict = {m: {"ours": [], "sat": []} for m in modes}
