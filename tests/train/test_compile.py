@@ -9,9 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ON_CPU, run_cli, scalars
-
-pytestmark = pytest.mark.slow  # inductor compiles each network on first use (about a minute)
+from conftest import ON_CPU, compose_train, run_cli, scalars
 
 GAN = ("experiment=smoke", "loss=mrstft_gan", "trainer.use_ema=true", "trainer.demo_every=0")
 
@@ -22,6 +20,25 @@ def train(tmp: Path, name: str, *overrides: str) -> Path:
     return run
 
 
+def test_build_training_compiles_both_networks_in_place():
+    """Nothing compiles before the first call: this only checks what compile=true sets up."""
+    from accelerate import Accelerator
+
+    from audioae.train.setup import build_training
+
+    cfg = compose_train(*GAN)
+    eager = build_training(cfg, Accelerator(cpu=True))
+    cfg.trainer.compile = True
+    training = build_training(cfg, Accelerator(cpu=True))
+    model = training.gen.module
+    assert model._compiled_call_impl is not None
+    assert training.dis.module._compiled_call_impl is not None
+    assert training.ema.model._compiled_call_impl is None  # the EMA copy stays eager
+    assert list(model.state_dict()) == list(eager.gen.module.state_dict())
+    assert list(training.dis.module.state_dict()) == list(eager.dis.module.state_dict())
+
+
+@pytest.mark.slow  # inductor compiles each network on first use (a minute or more on a CPU)
 def test_compiled_run_saves_eager_keys_and_resumes_exactly(tmp_path):
     eager = train(tmp_path, "eager", "trainer.max_steps=2")
     first = train(tmp_path, "first", "trainer.max_steps=2", "trainer.compile=true")
