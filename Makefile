@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test lint format bench clean
+.PHONY: setup train test lint format bench clean chromium
 
 setup: $(STAMP)
 
@@ -18,8 +18,15 @@ train: $(STAMP)
 	$(VENV)/bin/audioae-train $(ARGS)
 
 ## make test: the whole test suite (what CI runs)
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q $(ARGS)
+
+# Headless Chromium for tests/test_report.py: Debian's package, installed when missing and run as
+# root; where that fails (no root, no network) the browser tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  >/dev/null 2>&1; } || echo "make: no chromium; the report's browser tests skip"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

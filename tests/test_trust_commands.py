@@ -151,6 +151,14 @@ def test_an_unwritable_out_is_one_line_before_any_computing(run, wav, tmp_path, 
         assert proc.stdout == ""
 
 
+@pytest.mark.parametrize("command", ["audioae-encode", "audioae-reconstruct"])
+def test_a_folder_as_an_input_file_is_one_line_saying_so(run, tmp_path, command):
+    (tmp_path / "songs").mkdir()
+    proc = cli(command, str(run), str(tmp_path / "songs"), "--out", "o", cwd=tmp_path)
+    one_line_error(proc, f"{tmp_path / 'songs'}: a folder; give its files")
+    assert not (tmp_path / "o").exists()
+
+
 def test_convert_to_json_into_an_unwritable_folder(run, tmp_path):
     out = unwritable(tmp_path)[0] / "model_config.json"
     proc = cli("audioae-convert", "--to-json", str(run), "--out", str(out), cwd=tmp_path)

@@ -170,6 +170,49 @@ def test_bad_values_are_one_line_at_start_up(tmp_path, override, words):
     assert not (run / "checkpoints").exists() and not (run / "config.yaml").exists()
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["trainer.max_step=3"],
+            "trainer.max_step=3: there is no config key trainer.max_step; "
+            "did you mean trainer.max_steps?",
+        ),
+        (["bottlenek=vae"], "did you mean bottleneck?"),
+        (
+            ["experiment=smok"],
+            "Could not find 'experiment/smok'; Available options in "
+            "'experiment': dac_2048_32_vae, encodec_musicgen_rvq",
+        ),
+        (
+            ["trainer.max_steps=abc"],
+            "trainer.max_steps=abc: Value 'abc' of type 'str' could not be converted to Integer",
+        ),
+        (["trainer.max_steps=[1"], "cannot parse the overrides"),
+        (["bottleneck=vae,tanh"], "To sweep over it, add --multirun"),
+        (["-m", "bottleneck=vae,vea"], "Could not find 'bottleneck/vea'"),  # every sweep value
+        (["-m", "trainer.max_steps=1,2", "encoder.foo=1"], "no config key encoder.foo"),
+    ],
+)
+def test_hydra_override_errors_are_one_line_before_anything_is_written(tmp_path, args, words):
+    """Typos Hydra itself reports in several lines with status 1 (composition errors)."""
+    run, sweep = tmp_path / "run", tmp_path / "sweep"
+    proc = run_cli(
+        "audioae-train", *FAST, f"hydra.run.dir={run}", f"hydra.sweep.dir={sweep}", *args,
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert words in one_line_error(proc)
+    assert not run.exists() and not sweep.exists()
+
+
+def test_overrides_that_compose_pass_the_check():
+    from audioae.config import check_overrides
+
+    check_overrides(["experiment=smoke", "+trainer.extra=1", "~pretransform", "hydra.verbose=true"])
+    check_overrides(["-m", "bottleneck=vae,tanh", "trainer.max_steps=range(1,3)"])
+    check_overrides(["--cfg", "job", "trainer.max_step=1"])  # Hydra's own modes: left to Hydra
+
+
 FULL_DISK = """
 import sys, torch
 real_save = torch.save

@@ -54,6 +54,21 @@ class AudioAutoencoder(nn.Module):
         self.out_channels = int(out_channels)
         self.downsampling_ratio = int(downsampling_ratio)
         self.soft_clip = soft_clip
+        self.frozen: tuple[str, ...] = ()
+
+    def freeze(self, name: str) -> None:
+        """Never train component `name` (encoder, decoder or bottleneck): its parameters get no
+        gradient and it stays in inference mode, so a training-mode forward changes nothing in
+        it either (RVQ's EMA codebook updates, quantizer dropout)."""
+        getattr(self, name).requires_grad_(False)
+        self.frozen = (*self.frozen, name)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in self.frozen:
+            getattr(self, name).train(False)
+        return self
 
     @property
     def data_channels(self) -> int:

@@ -119,11 +119,12 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
         soft_clip=cfg.get("soft_clip", False),
     )
     # `freeze`: components that never train (stable-audio-tools' `requires_grad: false`).
-    # Their parameters get no gradient, so the optimizer leaves them as loaded.
+    # Their parameters get no gradient, so the optimizer leaves them as loaded, and they stay in
+    # inference mode (AudioAutoencoder.freeze).
     for name in cfg.get("freeze") or []:
         if name not in FREEZABLE:
             raise ConfigError(
                 f"freeze: unknown component {name!r}; choose from {', '.join(FREEZABLE)}"
             )
-        getattr(model, name).requires_grad_(False)
+        model.freeze(name)
     return model

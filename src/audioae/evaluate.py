@@ -26,6 +26,7 @@ import os
 import re
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -75,9 +76,12 @@ def parse_conditions(text: str) -> dict[str, float | None]:
     return conditions
 
 
-def find_files(inputs: list[str]) -> tuple[Path, list[Path]]:
-    """(root, files): every audio file named or found under a named folder, and the deepest
-    folder holding them all, against which names and sub-folders are reported."""
+def find_files(inputs: list[str], max_files: int | None = None) -> tuple[Path, list[Path]]:
+    """(root, files): every audio file named or found under a named folder (the first
+    `max_files` of them), and the deepest folder holding them all, against which names and
+    sub-folders are reported."""
+    if max_files is not None and max_files < 1:
+        raise EvalError(f"--max-files {max_files}: must be 1 or more")
     files: list[Path] = []
     bases: list[str] = []
     for name in inputs:
@@ -95,7 +99,7 @@ def find_files(inputs: list[str]) -> tuple[Path, list[Path]]:
             bases.append(str(path.parent))
         else:
             raise EvalError(f"{name}: no such file or directory")
-    return Path(os.path.commonpath(bases)), list(dict.fromkeys(files))
+    return Path(os.path.commonpath(bases)), list(dict.fromkeys(files))[:max_files]
 
 
 def evaluate(
@@ -110,14 +114,19 @@ def evaluate(
     visqol: bool = True,
     command: str = "",
     force: bool = False,
+    max_files: int | None = None,
+    seconds: float | None = None,
+    keep_audio: Callable[[str, dict[str, torch.Tensor], int], None] | None = None,
 ) -> dict:
-    """Reconstruct every audio file of `inputs` (files, or folders searched recursively) with
-    the model at `checkpoint` in chunks of `chunk` latent frames (inference.chunked), measure
-    it and the reference `conditions` (see the module docstring), print the table, write
-    out/results.json and out/results.csv (existing ones only with `force`); returns the report
-    (results.json's content)."""
+    """Reconstruct every audio file of `inputs` (files, or folders searched recursively; the
+    first `max_files` of them in name order, the first `seconds` of each) with the model at
+    `checkpoint` in chunks of `chunk` latent frames (inference.chunked), measure it and the
+    reference `conditions` (see the module docstring), print the table, write out/results.json
+    and out/results.csv (existing ones only with `force`); returns the report (results.json's
+    content). `keep_audio(file, audio, rate)`, when given, receives each file's "reference",
+    "model" and condition signals, (C, T) at the model's rate (audioae.report writes them)."""
     conds_hz = parse_conditions(conditions)
-    root, files = find_files(inputs)
+    root, files = find_files(inputs, max_files)
     check_outputs(out, force)
     model, _ = load_model(checkpoint, ema=ema, device=device)
     optimize_for_inference(model)  # same outputs, less work (audioae/inference/fast.py)
@@ -165,6 +174,8 @@ def evaluate(
             warnings.warn(f"{e}; skipped", InputWarning, stacklevel=1)
             skipped.append({"file": path.relative_to(root).as_posix(), "reason": str(e)})
             continue
+        if seconds is not None:
+            audio = audio[:, : max(1, round(seconds * file_rate))]
         # input and reference by the training rule (AudioAutoencoder.inputs_and_targets)
         x, ref = model.inputs_and_targets(
             to_model(audio, file_rate, rate, model.data_channels, str(path))
@@ -180,9 +191,12 @@ def evaluate(
             "file_channels": audio.shape[0],
             "model": measure(est.float(), ref),
         }
+        signals = {"reference": ref, "model": est.float()}
         for cond, hz in conds_hz.items():
-            degraded = ref if hz is None else metrics.lowpass(ref, rate, hz)
-            entry[cond] = measure(degraded, ref)
+            signals[cond] = ref if hz is None else metrics.lowpass(ref, rate, hz)
+            entry[cond] = measure(signals[cond], ref)
+        if keep_audio is not None:
+            keep_audio(entry["file"], signals, rate)
         results.append(entry)
         print(table.row(entry["file"], entry["model"]), flush=True)
     elapsed = time.perf_counter() - start
@@ -230,6 +244,9 @@ def evaluate(
         "chunk_size": 0 if chunk == WHOLE else chunk,
         "overlap": overlap,
         "seconds_elapsed": round(elapsed, 3),
+        # only when limited, so that an unlimited run's results.json stays as it was
+        **({"max_files": max_files} if max_files is not None else {}),
+        **({"seconds_per_file": seconds} if seconds is not None else {}),
         "metrics": {k: METRICS[k] for k in names},
         "conditions": {"model": "the model's reconstruction (deterministic: VAE mean)"}
         | {c: describe(hz) for c, hz in conds_hz.items()},

@@ -37,7 +37,8 @@ def check_writable(folder: Path) -> None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise AudioAEError(f"{folder}: {probe} is not a folder")
+        where = "" if probe == folder else f" ({probe}, in which it would be created)"
+        raise AudioAEError(f"{folder}: not a folder{where}")
     try:  # by trying: os.access misses read-only mounts, and root passes it everywhere
         tempfile.TemporaryFile(dir=probe).close()
     except OSError as e:

@@ -56,6 +56,8 @@ WEIGHTS = "model.safetensors"  # the autoencoder, written by Accelerate's save_s
 STATE = "state.pt"
 EMA_MODULE = "ema"  # saved as ema.safetensors: the EMA module's state dict
 EMA = f"{EMA_MODULE}.safetensors"
+DISCRIMINATOR = "discriminator"  # saved as discriminator.safetensors (GAN runs)
+DISCRIMINATOR_FILE = f"{DISCRIMINATOR}.safetensors"
 COMPLETE = (WEIGHTS, STATE, CONFIG)  # what every checkpoint folder holds
 _STEP = "step_"
 
@@ -269,6 +271,11 @@ def _flat(node, prefix: str = "") -> dict:
     if isinstance(node, dict):
         return {k: v for key, sub in node.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
     return {prefix.removesuffix("."): node}
+
+
+def flat_config(cfg: DictConfig) -> dict:
+    """{dotted.key: value} of a config, resolved."""
+    return _flat(OmegaConf.to_container(cfg, resolve=True))
 
 
 def config_changes(checkpoint: Path, cfg: DictConfig) -> dict[str, tuple]:

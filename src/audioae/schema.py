@@ -48,6 +48,7 @@ class TrainSchema:
     optim: Any = MISSING
     trainer: TrainerSchema = field(default_factory=TrainerSchema)
     pretransform: Any = None
+    augment: Any = None  # conf/augment/: training crops only (audioae/data/augment.py)
     sample_rate: int = MISSING
     sample_size: int = MISSING
     io_channels: int = MISSING
@@ -58,6 +59,10 @@ class TrainSchema:
     soft_clip: bool = False
     freeze: list[str] = field(default_factory=list)
     resume: str | None = None
+    init_from: str | None = None
+    init_from_strict: bool = True
+    init_from_ema: bool = True
+    init_discriminator: bool = False
 
 
 def register() -> None:
@@ -105,6 +110,11 @@ def check_values(cfg) -> None:
 
     from audioae.errors import ConfigError
 
+    if str(OmegaConf.select(cfg, "data._target_", default="")).endswith(".PreEncoded"):
+        raise ConfigError(
+            "data=pre_encoded holds latents, for models trained on latents; audioae-train "
+            "trains an autoencoder on audio (data=audio_dir data.path=...)"
+        )
     for key in sorted(OmegaConf.missing_keys(cfg)):
         group = key.split(".")[0]
         choice = _choice(group)

@@ -4,6 +4,7 @@ audioae-convert model_config.json                        # one line of Hydra ove
 audioae-train $(audioae-convert model_config.json) data=audio_dir data.path=DIR
 audioae-convert model_config.json --experiment NAME      # writes experiments/experiment/NAME.yaml
 audioae-train $(audioae-convert model_config.json --experiment NAME) data=audio_dir data.path=DIR
+audioae-convert model_config.json --dataset dataset_config.json  # plus data= and augment.*
 audioae-convert --to-json outputs/DATE/TIME [--out model_config.json]
 
 --experiment prints the overrides that select the preset: `hydra.searchpath=[file:///ABS/DIR]
@@ -56,6 +57,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lenient", action="store_true", help="drop unknown or unsupported keys with a warning"
     )
+    parser.add_argument(
+        "--dataset",
+        metavar="JSON",
+        help="also convert a stable-audio-tools dataset config: data and augment overrides",
+    )
     parser.add_argument("--to-json", metavar="RUN", help="run folder or resolved config.yaml")
     parser.add_argument(
         "--out",
@@ -73,8 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give a model config (.json) or --to-json RUN, not both")
     if args.to_json is None and args.out and not args.experiment:
         parser.error("--out goes with --to-json or --experiment")
-    if args.to_json is not None and (args.experiment or args.lenient):
-        parser.error("--experiment and --lenient go with a model config, not --to-json")
+    if args.to_json is not None and (args.experiment or args.lenient or args.dataset):
+        parser.error("--experiment, --dataset and --lenient go with a model config, not --to-json")
     return args
 
 
@@ -117,6 +123,12 @@ def from_json(args: argparse.Namespace) -> None:
         overrides = [f"hydra.searchpath=[{searchpath_entry(root)}]", f"experiment={name}"]
     else:
         overrides = conversion.overrides
+    if args.dataset:  # the data is given at train time: after the preset, never inside it
+        from audioae.convert.sat_dataset import dataset_overrides
+
+        overrides = overrides + dataset_overrides(
+            load_json(args.dataset), args.dataset, args.lenient
+        )
     quote = sys.stdout.isatty() if args.quote is None else args.quote
     if not quote:
         spaced = [o for o in overrides if re.search(r"\s", o)]

@@ -118,6 +118,8 @@ def _outputs(args: argparse.Namespace, suffix: str, latents: bool = False) -> li
     for f in inputs:
         if not f.exists():
             raise AudioAEError(f"{f}: no such file")
+        if f.is_dir():
+            raise AudioAEError(f"{f}: a folder; give its files (e.g. {f}/*.wav)")
     paths = [out / (latents_file.stem(f) + suffix) for f in inputs]
     seen: dict[Path, Path] = {}
     for f, p in zip(inputs, paths):

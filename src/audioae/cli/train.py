@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from audioae.cli.common import fail, run_command
-from audioae.config import config_dir
+from audioae.config import check_overrides, config_dir
 from audioae.distributed import process_rank
 from audioae.errors import AudioAEError
 from audioae.files import check_writable
@@ -87,6 +87,10 @@ def check_run_dir(args: list[str]) -> None:
 
 
 def main() -> None:
+    try:
+        check_overrides(sys.argv[1:])
+    except AudioAEError as e:
+        fail(PROG, str(e))
     check_output_dirs(sys.argv[1:])
     if process_rank() == 0:
         check_run_dir(sys.argv[1:])

@@ -103,6 +103,7 @@ def convert(
         else:
             r.warn("training", "absent: audioae's training defaults apply")
         _data_channels(r, top, wanted)
+        choices["augment"] = S.AUGMENT_CHOICE  # its loaders' PhaseFlipper, always on
     result = delta(choices, _ordered(wanted))
     _check_widths(r, result.cfg, checks)
     return Conversion(source, result, r.notes)

@@ -100,6 +100,15 @@ def _training(c: dict, bspec: S.Component) -> dict:
         have = lookup(c, path)
         if not same(have, value):
             _lost(path, f"{have} has no stable-audio-tools equivalent (it uses {value})")
+    augment = c.get("augment") or {}  # none in configs older than the group: off
+    for key, value in S.AUGMENT.items():
+        have = augment.get(key, 0.0 if key.endswith("_p") else None)
+        if not same(have, value):
+            _lost(
+                f"augment.{key}",
+                f"{have}: stable-audio-tools always flips the polarity with p 0.5 (augment=sat) "
+                "and applies nothing else",
+            )
     weights = flatten(c["loss"]["weights"])
     for name in sorted(set(weights) - _KNOWN_WEIGHTS):
         _lost(f"loss.weights.{name.replace('/', '.')}", "no stable-audio-tools equivalent")

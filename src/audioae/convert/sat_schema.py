@@ -427,6 +427,18 @@ FIXED_TRAINING = {
     "optim.discriminator.clip_grad_norm": 0.0,
 }
 
+# stable-audio-tools' loaders always flip the polarity with p 0.5 (PhaseFlipper; it cannot be
+# turned off) and, for audio_dir data, apply nothing else: conf/augment/sat.yaml, which every
+# converted training config selects. Its webdataset loader's volume_norm is sat_dataset.py's.
+AUGMENT_CHOICE = "sat"
+AUGMENT = {  # augment.KEY
+    "polarity_p": 0.5,
+    "gain_db": None,
+    "loudness_lufs": None,
+    "mono_p": 0.0,
+    "channel_swap_p": 0.0,
+}
+
 # Keys of audioae nodes that change memory or speed only: never reported as lost on the way back.
 PERFORMANCE_ONLY = {"checkpointing", "channels_last"}
 

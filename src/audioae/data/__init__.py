@@ -11,7 +11,16 @@ the files it keeps out of training ([] when it has none).
 """
 
 from audioae.data.audio_dir import EXTENSIONS, AudioDir, DataError, find_audio
+from audioae.data.pre_encoded import PreEncoded
 from audioae.data.sampler import StepBatches
 from audioae.data.synthetic import SyntheticMusic
 
-__all__ = ["EXTENSIONS", "AudioDir", "DataError", "StepBatches", "SyntheticMusic", "find_audio"]
+__all__ = [
+    "EXTENSIONS",
+    "AudioDir",
+    "DataError",
+    "PreEncoded",
+    "StepBatches",
+    "SyntheticMusic",
+    "find_audio",
+]

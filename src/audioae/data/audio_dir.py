@@ -25,7 +25,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -34,13 +34,16 @@ import torch
 from torch.utils.data import Dataset
 from torchaudio.functional import resample
 
+from audioae.data import manifest as manifests
 from audioae.errors import AudioAEError
 
 log = logging.getLogger(__name__)
 
 # Independent random streams per purpose, so a permutation seed never equals a crop seed, and
 # held-out draws (demos, validation) never repeat a training draw, even of the same files.
-_PERMUTATION, _CROP, _HELD_PERMUTATION, _HELD_CROP = 0, 1, 2, 3
+_PERMUTATION, _CROP, _HELD_PERMUTATION, _HELD_CROP, _PICK, _HELD_PICK = 0, 1, 2, 3, 4, 5
+# Weighted picks per draw (with replacement): the candidates tried before a DataError.
+_WEIGHTED_CANDIDATES = 4
 # torchaudio's default resampling kernel reaches this many zero crossings on each side.
 _RESAMPLE_ZEROS = 6
 # Largest read-start alignment (frames) worth its extra decoding; see AudioDir._crop.
@@ -125,30 +128,74 @@ def split_holdout(names: Sequence[str], holdout: float) -> set[str]:
     return held
 
 
-def _usable(path: str, extensions: tuple[str, ...]) -> list[_File]:
-    """The readable, non-empty audio files under ``path``, each problem warned about once."""
+def _usable(
+    path: str,
+    extensions: tuple[str, ...],
+    manifest: str | None = None,
+    cache: bool = False,
+    workers: int | None = None,
+) -> list[_File]:
+    """The readable, non-empty audio files under ``path``, each problem warned about once.
+
+    With ``manifest`` (data/manifest.py), its entries are trusted as they are (no folder walk,
+    no file opened: a million files start in seconds); with ``cache``, the folder is walked and
+    only files new since ``path/.audioae-manifest.jsonl`` or changed in size or mtime are
+    probed, and the cache is rewritten when anything changed (skipped with a warning when the
+    folder is read-only)."""
     root = os.path.expanduser(path)
     if not os.path.exists(root):
         raise MissingDataError(f"AudioDir: data folder not found: {path}")
     if not os.path.isdir(root):
         raise DataError(f"AudioDir: data path is not a folder: {path}")
-    candidates = find_audio(root, extensions)
+    wanted = {e.lower() for e in extensions}
+    if manifest is not None:
+        if not os.path.isfile(os.path.expanduser(manifest)):
+            raise MissingDataError(f"AudioDir: manifest not found: {manifest}")
+        entries = [
+            e
+            for e in manifests.read(os.path.expanduser(manifest))
+            if os.path.splitext(e.path)[1][1:].lower() in wanted
+        ]
+        log.info("AudioDir: %d file(s) of %s listed in %s", len(entries), path, manifest)
+    else:
+        names = [os.path.relpath(p, root).replace(os.sep, "/") for p in find_audio(root, wanted)]
+        cache_file = os.path.join(root, manifests.CACHE_NAME)
+        known = []
+        if cache and os.path.isfile(cache_file):
+            try:
+                known = manifests.read(cache_file)
+            except manifests.ManifestError as e:
+                warnings.warn(f"AudioDir: ignoring a bad cache ({e}); rescanning", stacklevel=3)
+        entries, probed = manifests.scan(root, names, workers, known)
+        log.info("AudioDir: %d of %d file(s) under %s probed", probed, len(entries), path)
+        if cache and (probed or len(known) != len(entries)):
+            try:
+                manifests.write(cache_file, entries)
+            except OSError as e:
+                warnings.warn(
+                    f"AudioDir: cannot cache the scan in {cache_file} ({e.strerror or e}); "
+                    "the next start scans again (data.manifest=PATH: audioae-manifest)",
+                    stacklevel=3,
+                )
     files = []
-    for file in candidates:
-        try:
-            info = sf.info(file)
-        except (RuntimeError, OSError) as e:  # LibsndfileError is a RuntimeError
-            warnings.warn(f"AudioDir: skipping unreadable file {file}: {_reason(e)}", stacklevel=3)
+    for e in entries:
+        file = os.path.join(root, e.path)
+        if e.error is not None:
+            if e.error.startswith("empty"):
+                message = f"AudioDir: skipping empty file {file} (no audio frames)"
+            else:
+                message = f"AudioDir: skipping unreadable file {file}: " + e.error.removeprefix(
+                    "unreadable: "
+                )
+            warnings.warn(message, stacklevel=3)
             continue
-        if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
-            warnings.warn(f"AudioDir: skipping empty file {file} (no audio frames)", stacklevel=3)
-            continue
-        files.append(_File(file, info.frames, info.samplerate, info.channels))
+        files.append(_File(file, e.frames, e.sample_rate, e.channels))
     if not files:
+        where = f"listed in {manifest}" if manifest is not None else "found"
         raise DataError(
-            f"AudioDir: no usable audio in {path}: {len(candidates)} file(s) found with "
+            f"AudioDir: no usable audio in {path}: {len(entries)} file(s) {where} with "
             f"extensions {', '.join(extensions)} (searched recursively, hidden names "
-            f"skipped), all {len(candidates)} unreadable or empty"
+            f"skipped), all {len(entries)} unreadable or empty"
         )
     return files
 
@@ -184,6 +231,12 @@ class AudioDir(Dataset[torch.Tensor]):
         max_tries: crops per file and files per draw before giving up.
         holdout: files kept out of training (``split_holdout``): a fraction 0 <= f < 1 or a
             count >= 1; 0 keeps none. Items never come from them; ``held_out()`` does.
+        manifest: a manifest of ``path`` (``audioae-manifest``, data/manifest.py), trusted
+            as is: no folder walk, no file opened at start-up.
+        cache_manifest: without ``manifest``, keep the scan in ``path/.audioae-manifest.jsonl``
+            and at the next start probe only files new or changed (size, mtime) since.
+        weight_by_duration: draw each file with probability proportional to its duration
+            (frames / sample rate) instead of once per epoch in a seeded order.
     """
 
     def __init__(
@@ -197,6 +250,9 @@ class AudioDir(Dataset[torch.Tensor]):
         silence_db: float = -60.0,
         max_tries: int = 10,
         holdout: float = 0,
+        manifest: str | None = None,
+        cache_manifest: bool = False,
+        weight_by_duration: bool = False,
     ) -> None:
         if sample_rate < 1 or channels < 1 or sample_size < 1 or seed < 0 or max_tries < 1:
             raise ValueError(
@@ -212,10 +268,17 @@ class AudioDir(Dataset[torch.Tensor]):
         self.silence_db = float(silence_db)
         self.max_tries = max_tries
         self.holdout = holdout
+        self.weight_by_duration = bool(weight_by_duration)
 
         root = os.path.expanduser(self.path)
-        usable = _usable(self.path, self.extensions)
-        names = {f.path: os.path.relpath(f.path, root).replace(os.sep, "/") for f in usable}
+        usable = _usable(self.path, self.extensions, manifest, cache_manifest)
+        prefix = os.path.join(root, "")  # _usable joins root and the relative name: strip it
+
+        def relative(path: str) -> str:  # os.path.relpath is 60 us a file: 1 min per million
+            name = path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, root)
+            return name.replace(os.sep, "/")
+
+        names = {f.path: relative(f.path) for f in usable}
         held = split_holdout(list(names.values()), holdout)
         self.files: list[_File] = [f for f in usable if names[f.path] not in held]
         self.held_out_files: list[_File] = [f for f in usable if names[f.path] in held]
@@ -229,7 +292,7 @@ class AudioDir(Dataset[torch.Tensor]):
             len(held),
             holdout,
         )
-        self._streams = (_PERMUTATION, _CROP)
+        self._streams = (_PERMUTATION, _CROP, _PICK)
         self._reset()
 
     def _reset(self) -> None:
@@ -237,6 +300,9 @@ class AudioDir(Dataset[torch.Tensor]):
         self._bad: set[int] = set()
         self._warned: set[tuple[int, str]] = set()
         self._perm_epoch, self._perm = -1, np.empty(0, dtype=np.int64)
+        # duration-weighted picks: cumulative durations (s), a file's share of the total
+        seconds = np.array([f.frames / f.sample_rate for f in self.files], dtype=np.float64)
+        self._cumulative = np.cumsum(seconds)
 
     def held_out(self, path: str | None = None) -> AudioDir:
         """Items never drawn for training, for demos and validation: crops of the held-out
@@ -255,7 +321,7 @@ class AudioDir(Dataset[torch.Tensor]):
             where = f"the training files of {self.path} (holdout={self.holdout} holds none out)"
         log.info("AudioDir: held-out crops (demos, validation) from %s", where)
         other.held_out_files, other.held_out_names = [], []
-        other._streams = (_HELD_PERMUTATION, _HELD_CROP)
+        other._streams = (_HELD_PERMUTATION, _HELD_CROP, _HELD_PICK)
         other._reset()
         return other
 
@@ -268,12 +334,9 @@ class AudioDir(Dataset[torch.Tensor]):
         if n < 0:
             raise IndexError(f"AudioDir: draw number must be >= 0, got {n}")
         num = len(self.files)
-        epoch, pos = divmod(n, num)
-        perm = self._permutation(epoch)
         threshold = 10.0 ** (self.silence_db / 20.0)
         files_tried = 0
-        for j in range(num):
-            index = int(perm[(pos + j) % num])
+        for j, index in enumerate(self.candidates(n)):
             if index in self._bad:
                 continue
             # One stream per (draw, candidate): skipping a file known to be bad in this worker
@@ -297,6 +360,21 @@ class AudioDir(Dataset[torch.Tensor]):
             f"{len(self._bad)} of {num} file(s) failed to decode"
         )
 
+    def candidates(self, n: int) -> Iterator[int]:
+        """The files draw n tries, in order (indices into ``files``): the next files of its
+        epoch's seeded order, or, with ``weight_by_duration``, files drawn with probability
+        proportional to their duration from a generator of (seed, n)."""
+        num = len(self.files)
+        if not self.weight_by_duration:
+            epoch, pos = divmod(n, num)
+            perm = self._permutation(epoch)
+            return (int(perm[(pos + j) % num]) for j in range(num))  # lazily: num may be 10**6
+        rng = np.random.default_rng((self.seed, self._streams[2], n))
+        count = min(num, _WEIGHTED_CANDIDATES * self.max_tries)
+        u = rng.random(count) * self._cumulative[-1]
+        picks = np.searchsorted(self._cumulative, u, side="right")
+        return iter(np.minimum(picks, num - 1).tolist())
+
     def _permutation(self, epoch: int) -> np.ndarray:
         if epoch != self._perm_epoch:  # consecutive draws share an epoch: keep the last one
             rng = np.random.default_rng((self.seed, self._streams[0], epoch))
@@ -312,28 +390,13 @@ class AudioDir(Dataset[torch.Tensor]):
         """A (channels, sample_size) crop of file ``index`` and whether its offset was random;
         None if the file fails to decode."""
         file = self.files[index]
-        rate, out_rate, size = file.sample_rate, self.sample_rate, self.sample_size
-        # The offset is drawn in output samples over the resampled file's length. Reading starts
-        # a kernel's reach early (so the crop's edges are filtered like its middle), at a frame
-        # that is a multiple of rate / gcd: there the output grid of the excerpt coincides with
-        # that of the whole file, so a crop equals the same window of the resampled file.
-        total = math.ceil(file.frames * out_rate / rate)
-        random_offset = total > size
-        offset = int(rng.integers(0, total - size + 1)) if random_offset else 0
-        reach, step = 0, 1
-        if rate != out_rate:
-            reach = math.ceil(_RESAMPLE_ZEROS * rate / (0.99 * min(rate, out_rate))) + 1
-            step = rate // math.gcd(rate, out_rate)
-            step = step if step <= _MAX_ALIGN else 1  # odd rate pairs: sub-sample grid shift
-        start = max(math.floor(offset * rate / out_rate) - reach, 0) // step * step
-        stop = math.ceil((offset + size) * rate / out_rate) + reach
         try:
-            data, _ = sf.read(
+            return read_crop(
                 file.path,
-                start=start,
-                frames=stop - start,
-                dtype="float32",
-                always_2d=True,
+                file,
+                (self.sample_rate, self.channels, self.sample_size),
+                rng,
+                lambda kind, message: self._warn_once(index, kind, message),
             )
         except (RuntimeError, OSError) as e:
             self._bad.add(index)
@@ -344,41 +407,69 @@ class AudioDir(Dataset[torch.Tensor]):
                 f"({_reason(e)}); it is treated as missing from here on",
             )
             return None
-        if not np.isfinite(data).all():
-            self._warn_once(
-                index, "finite", f"AudioDir: {file.path} has NaN/inf samples; they are set to 0"
-            )
-            data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-        audio = torch.from_numpy(np.ascontiguousarray(data.T))
-        audio = self._map_channels(index, audio)
-        if rate != self.sample_rate:
-            audio = resample(audio, rate, self.sample_rate)
-        first = offset - round(start * out_rate / rate)  # exact when step aligns the grids
-        audio = audio[:, first : first + size]
-        if audio.shape[1] < self.sample_size:
-            audio = torch.nn.functional.pad(audio, (0, self.sample_size - audio.shape[1]))
-        if audio.shape[0] < self.channels:  # mono to C: repeated after the resampling
-            audio = audio.expand(self.channels, -1)
-        return audio.clamp(-1.0, 1.0), random_offset
 
-    def _map_channels(self, index: int, audio: torch.Tensor) -> torch.Tensor:
-        """(F, L) -> (C, L) by the rule in the class docstring; a mono result for C > 1 is
-        left as (1, L) and repeated after resampling."""
-        have, want = audio.shape[0], self.channels
-        if have == want or have == 1:
-            return audio
-        if want == 1:
-            return audio.mean(dim=0, keepdim=True)
-        path = self.files[index].path
-        if have > want:
-            self._warn_once(
-                index,
-                "channels",
-                f"AudioDir: {path} has {have} channels; keeping "
-                f"the first {want} (a downmix is ambiguous)",
-            )
-            return audio[:want]
-        self._warn_once(
-            index, "channels", f"AudioDir: {path} has {have} channels; tiling them to {want}"
+
+def read_crop(
+    source,
+    file: _File,
+    shape: tuple[int, int, int],
+    rng: np.random.Generator,
+    warn: Callable[[str, str], None],
+) -> tuple[torch.Tensor, bool]:
+    """A (channels, sample_size) crop of ``source`` (a path or a file object soundfile reads,
+    described by ``file``: its name, frames, rate and channels) and whether its offset was
+    random, by AudioDir's rules; ``shape`` is (sample_rate, channels, sample_size). File
+    problems are passed to ``warn(kind, message)``; a decoding failure raises (RuntimeError or
+    OSError)."""
+    sample_rate, channels, size = shape
+    rate, out_rate = file.sample_rate, sample_rate
+    # The offset is drawn in output samples over the resampled file's length. Reading starts
+    # a kernel's reach early (so the crop's edges are filtered like its middle), at a frame
+    # that is a multiple of rate / gcd: there the output grid of the excerpt coincides with
+    # that of the whole file, so a crop equals the same window of the resampled file.
+    total = math.ceil(file.frames * out_rate / rate)
+    random_offset = total > size
+    offset = int(rng.integers(0, total - size + 1)) if random_offset else 0
+    reach, step = 0, 1
+    if rate != out_rate:
+        reach = math.ceil(_RESAMPLE_ZEROS * rate / (0.99 * min(rate, out_rate))) + 1
+        step = rate // math.gcd(rate, out_rate)
+        step = step if step <= _MAX_ALIGN else 1  # odd rate pairs: sub-sample grid shift
+    start = max(math.floor(offset * rate / out_rate) - reach, 0) // step * step
+    stop = math.ceil((offset + size) * rate / out_rate) + reach
+    data, _ = sf.read(source, start=start, frames=stop - start, dtype="float32", always_2d=True)
+    if not np.isfinite(data).all():
+        warn("finite", f"AudioDir: {file.path} has NaN/inf samples; they are set to 0")
+        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+    audio = torch.from_numpy(np.ascontiguousarray(data.T))
+    audio = _map_channels(audio, channels, file.path, warn)
+    if rate != sample_rate:
+        audio = resample(audio, rate, sample_rate)
+    first = offset - round(start * out_rate / rate)  # exact when step aligns the grids
+    audio = audio[:, first : first + size]
+    if audio.shape[1] < size:
+        audio = torch.nn.functional.pad(audio, (0, size - audio.shape[1]))
+    if audio.shape[0] < channels:  # mono to C: repeated after the resampling
+        audio = audio.expand(channels, -1)
+    return audio.clamp(-1.0, 1.0), random_offset
+
+
+def _map_channels(
+    audio: torch.Tensor, want: int, path: str, warn: Callable[[str, str], None]
+) -> torch.Tensor:
+    """(F, L) -> (C, L) by the rule in AudioDir's docstring; a mono result for C > 1 is
+    left as (1, L) and repeated after resampling."""
+    have = audio.shape[0]
+    if have == want or have == 1:
+        return audio
+    if want == 1:
+        return audio.mean(dim=0, keepdim=True)
+    if have > want:
+        warn(
+            "channels",
+            f"AudioDir: {path} has {have} channels; keeping "
+            f"the first {want} (a downmix is ambiguous)",
         )
-        return audio[torch.arange(want) % have]
+        return audio[:want]
+    warn("channels", f"AudioDir: {path} has {have} channels; tiling them to {want}")
+    return audio[torch.arange(want) % have]

@@ -5,7 +5,11 @@ PATH may be
 - a checkpoint folder or an exported model (`config.yaml` + `model.safetensors`);
 - a stable-audio-tools model: a folder with `model_config.json` and `model.safetensors` or
   `model.ckpt` (also a training checkpoint), or such a weights file with `model_config.json`
-  beside it.
+  beside it;
+- a diffusers AutoencoderOobleck folder (`config.json` + `diffusion_pytorch_model.safetensors`,
+  audioae.inference.diffusers), or that weights file.
+- a stable-audio-tools latent diffusion model (either form above, `model_type` diffusion_cond,
+  ...): the autoencoder it was trained on (its pretransform; see audioae.inference.sat).
 A folder with both `config.yaml` and `model_config.json` (`audioae-export --sat`) is read as ours.
 
 EMA weights are used when the checkpoint has them (`ema.safetensors`, or the reference's
@@ -30,6 +34,7 @@ from audioae import runs
 from audioae.autoencoder import AudioAutoencoder
 from audioae.build import build_autoencoder
 from audioae.errors import CheckpointError, ConfigError
+from audioae.inference import diffusers
 from audioae.inference.weights import load_strict, read_weights
 from audioae.pretransforms.autoencoder import AutoencoderPretransform
 
@@ -46,7 +51,7 @@ MODEL_KEYS = (
 
 @dataclass
 class Source:
-    """Where a model's config and weights are. kind: "audioae" or "sat"."""
+    """Where a model's config and weights are. kind: "audioae", "sat" or "diffusers"."""
 
     kind: str
     config: Path
@@ -62,6 +67,10 @@ def locate(path: str | Path) -> Source:
     if path.is_file():
         if path.name in (CONFIG, SAT_CONFIG):
             return locate(path.parent)
+        if path.name in (diffusers.CONFIG, diffusers.WEIGHTS) and diffusers.is_diffusers(
+            path.parent
+        ):
+            return locate(path.parent)
         if path.suffix not in (".safetensors", ".ckpt", ".pt", ".pth"):
             raise CheckpointError(
                 f"{path}: not a model file (expected .safetensors or .ckpt, or a folder)"
@@ -75,6 +84,10 @@ def locate(path: str | Path) -> Source:
         return Source("audioae", path / CONFIG, path / WEIGHTS, ema if ema.exists() else None)
     if runs.is_run(path):
         return locate(runs.find_checkpoint(path))
+    if diffusers.is_diffusers(path):
+        if not (path / diffusers.WEIGHTS).exists():
+            raise CheckpointError(f"{path}: a diffusers folder without {diffusers.WEIGHTS}")
+        return Source("diffusers", path / diffusers.CONFIG, path / diffusers.WEIGHTS)
     if (path / SAT_CONFIG).exists():
         for name in SAT_WEIGHTS:
             if (path / name).exists():
@@ -87,7 +100,8 @@ def locate(path: str | Path) -> Source:
         )
     raise CheckpointError(
         f"{path}: not a model: expected a run directory (checkpoints/), a checkpoint or export "
-        f"({CONFIG} + {WEIGHTS}) or a stable-audio-tools model ({SAT_CONFIG} + weights)"
+        f"({CONFIG} + {WEIGHTS}), a stable-audio-tools model ({SAT_CONFIG} + weights) or a "
+        f"diffusers AutoencoderOobleck ({diffusers.CONFIG} + {diffusers.WEIGHTS})"
     )
 
 
@@ -104,6 +118,8 @@ def read_config(path: str | Path, source: Source | None = None) -> DictConfig:
         from audioae.inference.sat import sat_model_config
 
         cfg = sat_model_config(source.config)
+    elif source.kind == "diffusers":
+        cfg = diffusers.read_config(source.config.parent)
     else:
         try:
             cfg = OmegaConf.load(source.config)
@@ -142,6 +158,8 @@ def read_state(source: Source, ema: bool = True) -> dict:
         from audioae.inference.sat import autoencoder_state
 
         return autoencoder_state(read_weights(source.weights), ema=ema, source=source.weights)
+    if source.kind == "diffusers":
+        return diffusers.read_state(source.config.parent, source.weights)
     if ema and source.ema is not None:
         averaged = runs.ema_weights(read_weights(source.ema))
         if averaged is not None:

@@ -13,6 +13,7 @@ import pickle
 import re
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -70,35 +71,65 @@ def _listing(label: str, keys: list[str], limit: int = 12) -> list[str]:
     return lines
 
 
-def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
-    """`model.load_state_dict(state, strict=True)`, with every mismatch listed by name.
+@dataclass
+class Mismatch:
+    """How a state dict fails to fit a model: key names (sorted), and for mis-shaped keys a
+    description with both shapes. `fitting`: the part of the state dict that does fit."""
 
-    One-element tensors load into either shape, () or (1,): vector-quantize-pytorch stored its
-    codebooks' `initted` flag as (1,) up to 1.14 (the version stable-audio-tools pins) and as a
-    scalar since 1.15."""
+    missing: list[str]
+    unexpected: list[str]
+    shapes: list[str]
+    fitting: dict[str, Tensor]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shapes)
+
+    def counts(self) -> str:
+        """e.g. "2 missing, 1 shape"."""
+        kinds = (("missing", self.missing), ("unexpected", self.unexpected), ("shape", self.shapes))
+        return ", ".join(f"{len(v)} {name}" for name, v in kinds if v)
+
+    def listing(self, limit: int = 12) -> list[str]:
+        """One line per key (at most `limit` of each kind)."""
+        return (
+            _listing("missing", self.missing, limit)
+            + _listing("unexpected", self.unexpected, limit)
+            + _listing("shape", self.shapes, limit)
+        )
+
+
+def compare(model: nn.Module, state: Mapping[str, Tensor]) -> Mismatch:
+    """What of `state` fits `model`'s state dict, by name and shape.
+
+    One-element tensors fit either shape, () or (1,), and are reshaped in `fitting`:
+    vector-quantize-pytorch stored its codebooks' `initted` flag as (1,) up to 1.14 (the version
+    stable-audio-tools pins) and as a scalar since 1.15."""
     own = model.state_dict()
     state = {
         k: v.reshape(own[k].shape) if k in own and v.numel() == 1 == own[k].numel() else v
         for k, v in state.items()
     }
-    missing = sorted(own.keys() - state.keys())
-    unexpected = sorted(state.keys() - own.keys())
-    shapes = sorted(
-        f"{k} {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} in the model"
-        for k in own.keys() & state.keys()
-        if own[k].shape != state[k].shape
+    shared = own.keys() & state.keys()
+    return Mismatch(
+        missing=sorted(own.keys() - state.keys()),
+        unexpected=sorted(state.keys() - own.keys()),
+        shapes=sorted(
+            f"{k} {tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} in the model"
+            for k in shared
+            if own[k].shape != state[k].shape
+        ),
+        fitting={k: state[k] for k in shared if own[k].shape == state[k].shape},
     )
-    if missing or unexpected or shapes:
-        counts = ", ".join(
-            f"{len(v)} {name}"
-            for name, v in (("missing", missing), ("unexpected", unexpected), ("shape", shapes))
-            if v
-        )
-        lines = [f"{source}: the weights do not fit the model config ({counts} keys):"]
-        lines += _listing("missing", missing) + _listing("unexpected", unexpected)
-        lines += _listing("shape", shapes)
-        raise CheckpointError("\n".join(lines))
-    model.load_state_dict(state, strict=True)
+
+
+def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """`model.load_state_dict(state, strict=True)`, with every mismatch listed by name (see
+    `compare` for one-element tensors)."""
+    mismatch = compare(model, state)
+    if mismatch:
+        lines = [f"{source}: the weights do not fit the model config ({mismatch.counts()} keys):"]
+        raise CheckpointError("\n".join(lines + mismatch.listing()))
+    model.load_state_dict(mismatch.fitting, strict=True)
 
 
 def state_hash(state: Mapping[str, Tensor]) -> str:

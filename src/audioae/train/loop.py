@@ -20,12 +20,14 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import DictConfig
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from audioae import runs, schema
 from audioae.build import build
+from audioae.data.augment import augmented
+from audioae.data.mix import realised_shares
 from audioae.data.sampler import StepBatches
 from audioae.distributed import setup_from_slurm
 from audioae.errors import AudioAEError, CheckpointError
@@ -94,8 +96,10 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     run_dir = Path(broadcast_object_list([str(run_dir)])[0])  # the main process's run dir
     set_seed(t.seed)
 
-    # Everything that can fail on the config fails here, before any data is read.
-    training = build_training(cfg, acc)
+    # Everything that can fail on the config fails here, before any data is read. init_from
+    # (weights only) applies to a fresh run: a resumed one restores all its own state.
+    fresh = runs.resume_from(cfg.resume, run_dir) is None
+    training = build_training(cfg, acc, fresh=fresh)
     # One owner per run folder; the other processes learn the verdict (they would wait forever).
     refusal = None
     if acc.is_main_process:
@@ -127,9 +131,13 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
             log.warning(
                 "resuming %s with other settings (%s), recorded in %s", resume, said, written
             )
+    augment = build(cfg.augment, "augment") if cfg.get("augment") else None
     dataset = build(cfg.data, "data")
     held = held_out_data(cfg, dataset, run_dir if acc.is_main_process else None)
     val_batches = validation_batches(cfg, held) if t.val_every else []
+    # training crops only are augmented (data/augment.py); a mixture's shares come from the
+    # draw numbers (data/mix.py)
+    source, dataset = dataset, augmented(dataset, augment)
 
     # saved beside Accelerate's state (see audioae/runs.py)
     disc = dis.module if dis is not None else None
@@ -164,6 +172,7 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
     averages = Averages()  # each scalar's mean since the last log point (train/scalars.py)
     audio_per_step = t.batch_size * t.grad_accum * acc.num_processes * cfg.sample_size
     throughput = Throughput(audio_per_step / cfg.sample_rate)
+    draws_per_step, logged = t.batch_size * t.grad_accum * acc.num_processes, state.step
     # On a CPU, freed activations stay mapped for the next step (audioae/memory.py): 5-9% faster.
     # the bar closes (ends its line) on an error too, so the error is a line of its own
     with StopRequest() as stop, reuse_freed_memory(acc.device), bar:
@@ -191,6 +200,9 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
                 bar.set_postfix(loss=f"{logs['loss/total']:.4f}")
             if (t.log_every and state.step % t.log_every == 0) or state.step in (1, t.max_steps):
                 means = {**averages.pop(), **throughput.pop(), "nonfinite/skipped": state.skipped}
+                draws = (logged * draws_per_step, state.step * draws_per_step)
+                means.update(realised_shares(source, *draws))
+                logged = state.step
                 for name, net in nets:
                     if net is not None:
                         means[f"lr/{name}"] = net.opt.param_groups[0]["lr"]
@@ -223,17 +235,53 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
 
 
 def micro_batches(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> Iterator[Tensor]:
-    """Endless micro-batches from number `start` on (see data/sampler.py)."""
-    sampler = StepBatches(cfg.trainer.batch_size, start, acc.process_index, acc.num_processes)
-    workers = cfg.trainer.num_workers
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
+    """Endless micro-batches from number `start` on: draw numbers for a map-style dataset
+    (data/sampler.py), or, for an iterable one (data/shards.py), `dataset.resume(start)`'s own
+    stream, batched in its workers. A DataLoader worker that dies is a warning, and a new loader
+    starts at the micro-batch it did not deliver (up to MAX_LOADER_RESTARTS times)."""
+    restarts = 0
+    while True:
+        try:
+            for batch in _loader(dataset, cfg, start, acc):
+                yield batch
+                start += 1
+        except RuntimeError as e:
+            # torch: "DataLoader worker (pid(s) N) exited unexpectedly" (killed, out of memory)
+            if "exited unexpectedly" not in str(e):
+                raise
+            said = str(e).strip().splitlines()[0]
+            if restarts >= MAX_LOADER_RESTARTS:
+                raise LoaderError(
+                    f"{said}, {restarts + 1} times: stopping; the run can be resumed from its "
+                    "last checkpoint (resume=auto)"
+                ) from None
+            restarts += 1
+            log.warning("%s; restarting the data loader at micro-batch %d", said, start)
+        except AudioAEError as e:  # raised in a worker: torch adds the worker's traceback
+            last = str(e).strip().splitlines()[-1]
+            name = f"{type(e).__module__}.{type(e).__qualname__}: "
+            raise type(e)(last.removeprefix(name)) from None
+
+
+MAX_LOADER_RESTARTS = 3
+
+
+class LoaderError(AudioAEError):
+    """The DataLoader's workers kept dying."""
+
+
+def _loader(dataset, cfg: DictConfig, start: int, acc: Accelerator) -> DataLoader:
+    t = cfg.trainer
+    options = dict(
+        num_workers=t.num_workers,
         pin_memory=acc.device.type == "cuda",
-        persistent_workers=workers > 0,
+        persistent_workers=t.num_workers > 0,
         # its own generator: creating the iterator must not draw from the global RNG, or a
         # resumed run would diverge from an uninterrupted one
-        generator=torch.Generator().manual_seed(cfg.trainer.seed),
+        generator=torch.Generator().manual_seed(t.seed),
     )
-    return iter(loader)
+    if isinstance(dataset, IterableDataset):
+        stream = dataset.resume(start) if hasattr(dataset, "resume") else dataset
+        return DataLoader(stream, batch_size=t.batch_size, **options)
+    sampler = StepBatches(t.batch_size, start, acc.process_index, acc.num_processes)
+    return DataLoader(dataset, batch_sampler=sampler, **options)

@@ -7,6 +7,7 @@ config before anything is placed on a device; train/step.py is the step, train/l
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -19,8 +20,11 @@ from audioae.build import build, build_autoencoder
 from audioae.errors import ConfigError
 from audioae.losses.weighting import check_weights, flatten
 from audioae.train.ema import EMA
+from audioae.train.init_from import init_weights
 from audioae.train.schedule import GANSchedule
 from audioae.train.step import Net, StepResult, train_step
+
+log = logging.getLogger(__name__)
 
 
 class Losses(nn.Module):
@@ -74,10 +78,13 @@ class Training:
 
 
 def build_training(
-    cfg: DictConfig, acc: Accelerator, model: AudioAutoencoder | None = None
+    cfg: DictConfig, acc: Accelerator, model: AudioAutoencoder | None = None, fresh: bool = True
 ) -> Training:
     """The autoencoder (or `model`), losses, discriminator, optimizers, schedulers, schedule and
-    EMA of `cfg`, on Accelerate's device. Config errors are raised before anything is placed."""
+    EMA of `cfg`, on Accelerate's device. Config errors are raised before anything is placed.
+
+    A `fresh` run (one that resumes no checkpoint) starts from `cfg.init_from`'s weights when it
+    is set (train/init_from.py), and its EMA from a copy of them."""
     schedule: GANSchedule = build(cfg.trainer.schedule, "trainer.schedule")
     model = build_autoencoder(cfg) if model is None else model
     losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in cfg.loss.terms.items()})
@@ -98,6 +105,13 @@ def build_training(
             "the encoder is NOT frozen (set warmup_steps > 0 to freeze it after warmup)",
             stacklevel=2,
         )
+    if cfg.get("init_discriminator") and not cfg.get("init_from"):
+        raise ConfigError("init_discriminator=true needs init_from=PATH (a training checkpoint)")
+    if cfg.get("init_from"):
+        if fresh:
+            init_weights(cfg, model, disc)
+        else:
+            log.info("init_from=%s not read: the run resumes its checkpoint", cfg.init_from)
     t = cfg.trainer
     ema = EMA(copy.deepcopy(model), **t.ema) if t.use_ema else None
     if t.get("compile"):  # after the EMA's copy, which stays eager (demos, export)
