@@ -64,6 +64,7 @@ import contextlib
 import copy
 import inspect
 import json
+import math
 import os
 import platform
 import resource
@@ -364,9 +365,140 @@ def inference(job):
     return {"base_mb": base, "peak_mb": peak, "threads": n_threads, "stubbed": STUBBED}
 
 
+def soundfile_load():
+    """torchaudio >= 2.9 decodes through torchcodec, absent here; SAT 0.0.19's SampleDataset
+    calls torchaudio.load(file) for the whole file, so it gets the whole file from soundfile
+    (as torchaudio's soundfile backend did): (channels, frames) float32 and the rate."""
+    import soundfile as sf
+    import torchaudio
+
+    def load(path, *args, **kwargs):
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        return torch.from_numpy(data.T.copy()), rate
+
+    torchaudio.load = load
+    return ["torchaudio.load -> soundfile (whole file)"]
+
+
+def whole(job):
+    """train.py's run, as it builds it (stable-audio-tools' train.py at the reference commit):
+    the dataloader of the dataset config, the model, the training wrapper, its checkpoint,
+    exception and model-config callbacks, a logger, and pl.Trainer with
+    log_every_n_steps=1. Left out: the demo callback, which fires at step 1 whatever
+    demo_every says (audioae's first demo is at demo_every, after these runs end), a one-off
+    cost either way. Differences forced by this machine: accelerator "cpu" and
+    precision 32 (train.py hard-codes "gpu"; "16-mixed" is GPU-only), max_steps set, and
+    TensorBoard for the logger (train.py's default W&B is not installed; TensorBoard is what
+    audioae logs to). `job["memory"]`: a DataLoader over pre-decoded crops instead."""
+    import pytorch_lightning as pl
+
+    shims = torch_compat() + soundfile_load()
+    create_model, create_wrapper = sat_import(training=True)
+    from stable_audio_tools.data.dataset import create_dataloader_from_config
+
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    pl.seed_everything(job["seed"], workers=True)
+    model_config = json.loads(Path(job["config"]).read_text())
+    if job["memory"]:
+        crops = torch.from_numpy(np.load(job["crops"]))
+
+        class Crops(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(crops)
+
+            def __getitem__(self, i):
+                return crops[i], {}
+
+        train_dl = torch.utils.data.DataLoader(Crops(), job["batch"], num_workers=0,
+                                               drop_last=True)
+    else:
+        train_dl = create_dataloader_from_config(
+            json.loads(Path(job["dataset_config"]).read_text()),
+            batch_size=job["batch"], num_workers=job["workers"],
+            sample_rate=model_config["sample_rate"], sample_size=model_config["sample_size"],
+            audio_channels=model_config.get("audio_channels", 2),
+        )
+    model = create_model(model_config)
+    wrapper = create_wrapper(model_config, model)
+
+    class ExceptionCallback(pl.Callback):
+        def on_exception(self, trainer, module, err):
+            print(f"{type(err).__name__}: {err}")
+
+    class ModelConfigEmbedderCallback(pl.Callback):
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+            checkpoint["model_config"] = model_config
+
+    logger = pl.loggers.TensorBoardLogger(job["run_dir"], name="tb")
+    callbacks = [
+        pl.callbacks.ModelCheckpoint(every_n_train_steps=job["steps"],
+                                     dirpath=job["run_dir"] + "/checkpoints", save_top_k=-1),
+        ExceptionCallback(), ModelConfigEmbedderCallback(),
+    ]
+    trainer = pl.Trainer(
+        devices=1, accelerator="cpu", precision=32, callbacks=callbacks, logger=logger,
+        log_every_n_steps=1, max_epochs=10000000, max_steps=job["steps"],
+        default_root_dir=job["run_dir"], reload_dataloaders_every_n_epochs=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(wrapper, train_dl)
+    return {"threads": torch.get_num_threads(), "stubbed": STUBBED, "shims": shims,
+            "lightning": pl.__version__}
+
+
+def throughput(job):
+    """SAT's training_step under Lightning on `job["device"]` at `job["precision"]` (its
+    default "16-mixed", or "bf16-mixed", "32"): steps/s over the timed steps (the device
+    synchronised at both ends), peak device memory. No logger, checkpoint or demo."""
+    import pytorch_lightning as pl
+
+    shims = torch_compat()
+    create_model, create_wrapper = sat_import(training=True)
+    config = json.loads(Path(job["config"]).read_text())
+    torch.manual_seed(0)
+    wrapper = create_wrapper(config, create_model(config))
+    reals = torch.from_numpy(np.load(job["batch"]))
+    warmup, steps = job["warmup"], job["steps"]
+    cuda = job["device"] == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    class Batches(torch.utils.data.Dataset):
+        def __len__(self):
+            return warmup + steps
+
+        def __getitem__(self, i):
+            return reals, {}
+
+    class Clock(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, idx):
+            if idx == warmup:
+                sync()
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
+                self.t0 = time.perf_counter()
+
+        def on_train_end(self, trainer, module):
+            sync()
+            self.seconds = time.perf_counter() - self.t0
+
+    clock = Clock()
+    trainer = pl.Trainer(
+        accelerator="gpu" if cuda else "cpu", devices=1, precision=job["precision"],
+        max_steps=warmup + steps, max_epochs=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        callbacks=[clock],
+    )
+    loader = torch.utils.data.DataLoader(Batches(), batch_size=None, num_workers=0)
+    trainer.fit(wrapper, loader)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else peak_rss_mb()
+    return {"steps_per_s": steps / clock.seconds, "peak_mb": peak, "shims": shims,
+            "stubbed": STUBBED, "precision": job["precision"], "lightning": pl.__version__}
+
+
 if __name__ == "__main__":
     job = json.loads(Path(sys.argv[2]).read_text())
-    Turns.send("RESULT", {"train": train, "inference": inference}[sys.argv[1]](job))
+    kinds = {"train": train, "inference": inference, "whole": whole, "throughput": throughput}
+    Turns.send("RESULT", kinds[sys.argv[1]](job))
 '''
 
 
@@ -580,6 +712,289 @@ def compare_inference(args, tmp: Path) -> list[dict]:
     return rows
 
 
+# --- whole runs: audioae-train against SAT's train.py, each a process of its own ---------------
+
+
+class Crops:
+    """Pre-decoded crops for whole runs without data loading (`data._target_=sat_compare.Crops`
+    in audioae-train, with bench/ on PYTHONPATH): item n is crop n mod count of the .npy at
+    `path`; no held-out files (demos come from the same crops)."""
+
+    held_out_names = ()
+
+    def __init__(self, path: str, **_ignored):
+        self.crops = np.load(path)
+
+    def __len__(self) -> int:
+        return sys.maxsize // 2
+
+    def __getitem__(self, n: int):
+        import torch
+
+        return torch.from_numpy(self.crops[int(n) % len(self.crops)])
+
+    def held_out(self, path=None):
+        return self
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its live descendants so far."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return math.nan
+    total = 0.0
+    for q in procs:
+        with contextlib.suppress(psutil.Error):
+            t = q.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def run_timed(cmd: list[str], log: Path, env: dict) -> dict:
+    """Run `cmd` to its end; wall seconds, CPU seconds of its whole process tree (os.wait4:
+    the process and every descendant it waited for, e.g. DataLoader workers), and samples
+    (time.time(), tree CPU so far) every 0.25 s to split the CPU time at given moments."""
+    with log.open("w") as out:
+        t0, w0 = time.time(), time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+        samples = [(t0, 0.0)]
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            samples.append((time.time(), tree_cpu(proc.pid)))
+            time.sleep(0.25)
+        wall = time.perf_counter() - w0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(
+            f"{' '.join(cmd[:3])} ... failed ({proc.returncode}):\n{log.read_text()[-4000:]}"
+        )
+    return {
+        "t0": t0,
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "peak_mb": usage.ru_maxrss / 1024,
+        "samples": samples,
+    }
+
+
+def event_times(tb_dir: Path) -> list[float]:
+    """Wall times (time.time()) of the scalar log points in a TensorBoard folder, in order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    times = set()
+    for events in tb_dir.rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events.parent))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            times.update(round(e.wall_time, 3) for e in acc.Scalars(tag))
+    return sorted(times)
+
+
+def cpu_at(samples: list[tuple[float, float]], when: float) -> float:
+    """Tree CPU seconds at time `when`, interpolated between the samples."""
+    times = [t for t, _ in samples]
+    cpus = [c for _, c in samples]
+    good = [(t, c) for t, c in zip(times, cpus) if not math.isnan(c)]
+    return float(np.interp(when, [t for t, _ in good], [c for _, c in good]))
+
+
+def whole_split(r: dict, steps: int, audio_per_step: float) -> None:
+    """Start-up (process start to the end of step 1, which also allocates everything), the
+    steady steps 2..N (from the first to the last log point: both trainers log at step 1 and
+    at step N), and the end (checkpoint, exit), in wall and CPU seconds."""
+    times = r.pop("events")
+    first, last = times[0], times[-1]
+    samples = r.pop("samples")
+    c_first, c_last = cpu_at(samples, first), cpu_at(samples, last)
+    r |= {
+        "startup_s": first - r["t0"],
+        "startup_cpu": c_first,
+        "steady_s": last - first,
+        "steady_cpu": c_last - c_first,
+        "end_s": r["t0"] + r["wall"] - last,
+        "steps_per_s": steps / r["wall"],
+        "audio_s_per_s": steps * audio_per_step / r["wall"],
+        "cpu_per_step": r["cpu"] / steps,
+        "steady_steps_per_s": (steps - 1) / (last - first),
+        "steady_cpu_per_step": (c_last - c_first) / (steps - 1),
+    }
+
+
+def compare_whole(args, tmp: Path) -> dict:
+    """`--repeats` rounds of whole runs, each round audioae-train and SAT's trainer one after
+    the other (who goes first alternates), for each data mode: `folder` (crops decoded from
+    `--data` by each trainer's own loader) and `memory` (the same pre-decoded crops for both)."""
+    from audioae.convert.sat import sat_to_overrides
+    from audioae.data.audio_dir import AudioDir
+
+    config = reduced_config(args.channels, args.filters, args.crop)
+    (tmp / "train_config.json").write_text(json.dumps(config, indent=2))
+    dataset = {"dataset_type": "audio_dir", "random_crop": True,
+               "datasets": [{"id": "data", "path": str(args.data)}]}  # fmt: skip
+    (tmp / "dataset.json").write_text(json.dumps(dataset))
+    count = args.batch * args.whole_steps
+    source = AudioDir(str(args.data), RATE, 2, args.crop, seed=3)
+    np.save(tmp / "crops.npy", np.stack([source[i].numpy() for i in range(count)]))
+    overrides = sat_to_overrides(config)
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "src"), str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")]
+        )
+    }
+    if args.threads:  # both trainers, and their DataLoader workers
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    audio_per_step = args.batch * args.crop / RATE
+    modes = [m for m in ("folder", "memory") if m not in args.whole_skip]
+    runs: dict = {m: {"ours": [], "sat": []} for m in modes}
+    n = 0
+    load = {"load_before": wait_for_quiet(args.max_load, args.load_wait)}
+    for rnd in range(args.repeats):
+        for mode in modes:
+            order = ("ours", "sat") if n % 2 == 0 else ("sat", "ours")
+            n += 1
+            for side in order:
+                run_dir = tmp / f"{side}_{mode}_{rnd}"
+                if side == "ours":
+                    data = (
+                        ["data._target_=sat_compare.Crops", f"data.path={tmp / 'crops.npy'}"]
+                        if mode == "memory"
+                        else ["data=audio_dir", f"data.path={args.data}"]
+                    )
+                    workers = 0 if mode == "memory" else args.ours_workers
+                    cmd = [
+                        args.audioae_train,
+                        *overrides,
+                        *data,
+                        f"trainer.batch_size={args.batch}",
+                        f"trainer.max_steps={args.whole_steps}",
+                        f"trainer.num_workers={workers}",
+                        f"hydra.run.dir={run_dir}",
+                        *args.ours_overrides,
+                    ]
+                else:
+                    job = {"config": str(tmp / "train_config.json"), "memory": mode == "memory",
+                           "dataset_config": str(tmp / "dataset.json"),
+                           "crops": str(tmp / "crops.npy"), "batch": args.batch,
+                           "workers": args.sat_workers, "steps": args.whole_steps, "seed": 42,
+                           "run_dir": str(run_dir)}  # fmt: skip
+                    cmd = [
+                        args.sat_python,
+                        str(tmp / "sat_worker.py"),
+                        "whole",
+                        str(write_job(tmp, f"whole_{side}_{mode}_{rnd}", job)),
+                    ]
+                print(
+                    f"whole run {rnd + 1}/{args.repeats}, {mode}: {side}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                r = run_timed(cmd, tmp / f"{run_dir.name}.log", env)
+                r["events"] = event_times(run_dir / "tb")
+                whole_split(r, args.whole_steps, audio_per_step)
+                r["load"] = os.getloadavg()[0]
+                runs[mode][side].append(r)
+    load["load_after"] = os.getloadavg()[0]
+    summary = {}
+    for mode in modes:
+        o, s = runs[mode]["ours"], runs[mode]["sat"]
+        med = {k: {side: statistics.median(r[k] for r in runs[mode][side]) for side in
+                   ("ours", "sat")} for k in ("steps_per_s", "steady_steps_per_s", "cpu_per_step",
+                                              "steady_cpu_per_step", "startup_s", "startup_cpu",
+                                              "end_s", "wall", "cpu")}  # fmt: skip
+        summary[mode] = {
+            "median": med,
+            "speedup": med["steps_per_s"]["ours"] / med["steps_per_s"]["sat"],
+            "cpu_ratio": med["cpu_per_step"]["sat"] / med["cpu_per_step"]["ours"],
+            "steady_speedup": med["steady_steps_per_s"]["ours"] / med["steady_steps_per_s"]["sat"],
+            "steady_cpu_ratio": med["steady_cpu_per_step"]["sat"]
+            / med["steady_cpu_per_step"]["ours"],
+            "runs": {"ours": o, "sat": s},
+        }
+    return {"steps": args.whole_steps, "batch": args.batch, "crop": args.crop,
+            "channels": args.channels, "filters": args.filters, "data": str(args.data),
+            "repeats": args.repeats, "ours_workers": args.ours_workers,
+            "sat_workers": args.sat_workers, "ours_overrides": args.ours_overrides,
+            "modes": summary, **load}  # fmt: skip
+
+
+def whole_table(w: dict) -> list[str]:
+    lines = [
+        f"Whole runs: audioae-train vs SAT's train.py trainer, SA 2.0 VAE JSON reduced to channels "
+        f"{w['channels']}, filters {w['filters']}, crop {w['crop']}; batch {w['batch']}, "
+        f"{w['steps']} steps per run, {w['repeats']} alternating round(s); DataLoader workers: "
+        f"audioae {w['ours_workers']}, SAT {w['sat_workers']} (folder); load average "
+        f"{w['load_before']:.2f} at the start, {w['load_after']:.2f} at the end. Medians over the "
+        "runs; *steady* = steps 2..N (first to last log point), *start* = process start to the "
+        "end of step 1, *end* = last log point to exit (checkpoint).",
+        "",
+        "| data | trainer | steps/s | audio s/s | CPU s/step | steady steps/s | steady CPU "
+        "s/step | start s (CPU s) | end s | wall s | CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    aps = w["batch"] * w["crop"] / RATE
+    for mode, m in w["modes"].items():
+        med = m["median"]
+        for name, key in (("audioae", "ours"), ("stable-audio-tools", "sat")):
+            lines.append(
+                f"| {mode} | {name} | {med['steps_per_s'][key]:.3f} "
+                f"| {med['steps_per_s'][key] * aps:.3f} | {med['cpu_per_step'][key]:.2f} "
+                f"| {med['steady_steps_per_s'][key]:.3f} "
+                f"| {med['steady_cpu_per_step'][key]:.2f} "
+                f"| {med['startup_s'][key]:.1f} ({med['startup_cpu'][key]:.1f}) "
+                f"| {med['end_s'][key]:.1f} | {med['wall'][key]:.1f} | {med['cpu'][key]:.1f} |"
+            )
+    lines.append("")
+    for mode, m in w["modes"].items():
+        lines.append(
+            f"- {mode}: audioae / SAT whole run **{m['speedup']:.2f}x** (CPU per step "
+            f"{m['cpu_ratio']:.2f}x less); steady steps {m['steady_speedup']:.2f}x (CPU "
+            f"{m['steady_cpu_ratio']:.2f}x)"
+        )
+        for key in ("ours", "sat"):
+            each = ", ".join(f"{r['wall']:.0f}s/{r['cpu']:.0f}cpu" for r in m["runs"][key])
+            lines.append(f"  - {key}: {each}")
+    lines.append("")
+    return lines
+
+
+def sat_throughput(args, tmp: Path) -> dict:
+    """SAT's trainer alone on `--device` at each of `--sat-precision` (bench/gpu_checks.sh):
+    the config of `--channels/--filters/--crop` (128 / 64 / 65536: SA 2.0 in full)."""
+    config = reduced_config(args.channels, args.filters, args.crop)
+    (tmp / "train_config.json").write_text(json.dumps(config, indent=2))
+    np.save(tmp / "batch.npy", synthetic(args.crop / RATE, args.batch, seed=1))
+    rows = []
+    for precision in args.sat_precision.split(","):
+        job = {"config": str(tmp / "train_config.json"), "batch": str(tmp / "batch.npy"),
+               "warmup": args.warmup, "steps": args.steps, "device": args.device,
+               "precision": precision}  # fmt: skip
+        path = write_job(tmp, f"throughput_{precision}", job)
+        log = tmp / f"sat_throughput_{precision}.log"
+        with log.open("w") as err:
+            proc = subprocess.run([args.sat_python, str(tmp / "sat_worker.py"), "throughput",
+                                   str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=err,
+                                  text=True)  # fmt: skip
+        result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode or not result:
+            raise SystemExit(f"SAT throughput ({precision}) failed:\n{log.read_text()[-4000:]}")
+        r = json.loads(result[-1].partition(" ")[2])
+        r["audio_s_per_s"] = r["steps_per_s"] * args.batch * args.crop / RATE
+        rows.append(r)
+        print(
+            f"| stable-audio-tools | {precision} | {args.batch} | {r['steps_per_s']:.3f} "
+            f"| {r['audio_s_per_s']:.2f} | {r['peak_mb']:.0f} |",
+            flush=True,
+        )
+    return {"rows": rows, "batch": args.batch, "channels": args.channels,
+            "filters": args.filters, "crop": args.crop}  # fmt: skip
+
+
 def machine() -> str:
     import torch
 
@@ -628,6 +1043,8 @@ def table(results: dict) -> str:
             f"{t['cpu_ratio']:.2f}x less",
             "",
         ]
+    if results.get("whole"):
+        lines += whole_table(results["whole"])
     rows = results.get("inference")
     if rows:
         r0 = rows[0]
@@ -684,6 +1101,49 @@ def main() -> None:
     g.add_argument("--seconds", type=float, nargs="+", default=[30.0])
     g.add_argument("--chunk-size", type=int, default=128)
     g.add_argument("--overlap", type=int, default=32)
+    g = p.add_argument_group("whole runs (--whole-run)")
+    g.add_argument(
+        "--whole-run",
+        action="store_true",
+        help="also time whole audioae-train processes against SAT's trainer",
+    )
+    g.add_argument("--whole-steps", type=int, default=12, help="steps per whole run")
+    g.add_argument("--repeats", type=int, default=2, help="alternating rounds of whole runs")
+    g.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT / "bench/cache/real_audio/train",
+        help="folder of audio files for the folder mode (%(default)s)",
+    )
+    g.add_argument("--whole-skip", default="", help="skip data modes: folder,memory")
+    g.add_argument(
+        "--ours-workers", type=int, default=0, help="audioae's trainer.num_workers (its default: 0)"
+    )
+    g.add_argument(
+        "--sat-workers",
+        type=int,
+        default=6,
+        help="SAT's num_workers (train.py's default: 6; at least 1)",
+    )
+    g.add_argument("--audioae-train", default=str(Path(sys.executable).parent / "audioae-train"))
+    g.add_argument(
+        "--ours-overrides",
+        nargs="*",
+        default=[],
+        help="extra overrides for audioae-train, e.g. trainer.compile=true",
+    )
+    g = p.add_argument_group("SAT's trainer alone (--sat-throughput; bench/gpu_checks.sh)")
+    g.add_argument(
+        "--sat-throughput",
+        action="store_true",
+        help="only time SAT's training steps on --device at --sat-precision",
+    )
+    g.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    g.add_argument(
+        "--sat-precision",
+        default="16-mixed,bf16-mixed",
+        help="Lightning precisions, comma-separated (%(default)s)",
+    )
     g = p.add_argument_group("measurement")
     g.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     g.add_argument("--max-load", type=float, default=2.5, help="wait for a lower load average")
@@ -719,11 +1179,19 @@ def main() -> None:
         shared = "\n\n".join(inspect.getsource(f) for f in SHARED)
         worker = SHARED_IMPORTS + "\n\n" + shared + "\n" + textwrap.dedent(SAT_WORKER)
         (tmp / "sat_worker.py").write_text(worker)
+        if args.sat_throughput:
+            print("| trainer | precision | batch | steps/s | audio s/s | peak MB |\n"
+                  "|---|---|---|---|---|---|", flush=True)  # fmt: skip
+            results["sat_throughput"] = sat_throughput(args, tmp)
+            skip = set(PARTS)
         if "train" not in skip:
             results["train"] = compare_training(args, tmp)
         if "inference" not in skip:
             results["inference"] = compare_inference(args, tmp)
-    print(table(results))
+        if args.whole_run and not args.sat_throughput:
+            results["whole"] = compare_whole(args, tmp)
+    if not args.sat_throughput:
+        print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -29,6 +29,7 @@ class TrainerSchema:
     num_demos: int = MISSING
     max_nonfinite: int = MISSING
     use_ema: bool = MISSING
+    compile: bool = False
     ema: dict[str, float] = MISSING
     schedule: Any = MISSING
     val_every: int = MISSING

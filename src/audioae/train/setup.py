@@ -51,6 +51,16 @@ def make_net(module: nn.Module, cfg: DictConfig, key: str) -> Net:
     return Net(module, opt, sched, cfg.get("clip_grad_norm", 0.0))
 
 
+def compile_forward(*modules: nn.Module | None) -> None:
+    """torch.compile each module's forward in place (`nn.Module.compile`): the module stays
+    itself, so state-dict keys, optimizers, EMA, freezing and resume are unchanged (no
+    `_orig_mod.` wrapper). The first steps compile (and recompile once when the encoder
+    freezes, or on a new kind of step), then the compiled graphs run."""
+    for module in modules:
+        if module is not None:
+            module.compile()
+
+
 @dataclass
 class Training:
     """What a training step needs, built from the config by `build_training`."""
@@ -104,6 +114,8 @@ def build_training(
             log.info("init_from=%s not read: the run resumes its checkpoint", cfg.init_from)
     t = cfg.trainer
     ema = EMA(copy.deepcopy(model), **t.ema) if t.use_ema else None
+    if t.get("compile"):  # after the EMA's copy, which stays eager (demos, export)
+        compile_forward(model, disc)
     gen = make_net(model, cfg.optim.generator, "optim.generator")
     dis = make_net(disc, cfg.optim.discriminator, "optim.discriminator") if disc else None
 
