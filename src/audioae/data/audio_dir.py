@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 from torchaudio.functional import resample
 
 from audioae.data import manifest as manifests
-from audioae.errors import AudioAEError
+from audioae.data.manifest import EXTENSIONS, DataError, MissingDataError, find_audio
 
 log = logging.getLogger(__name__)
 
@@ -50,40 +50,11 @@ _RESAMPLE_ZEROS = 6
 _MAX_ALIGN = 8192
 
 
-class DataError(AudioAEError, ValueError):
-    """Data that cannot be used: no usable files, or no usable crop within the try budget."""
-
-
-class MissingDataError(DataError, FileNotFoundError):
-    """The data folder does not exist."""
-
-
 class _File(NamedTuple):
     path: str
     frames: int
     sample_rate: int
     channels: int
-
-
-EXTENSIONS = ("wav", "flac", "ogg", "mp3")  # searched by default
-
-
-def find_audio(root: str, extensions: Sequence[str] = EXTENSIONS) -> list[str]:
-    """Files under root whose extension (case-insensitive) is listed; hidden names skipped;
-    symlinked folders followed once; sorted by relative path."""
-    found, seen, wanted = [], set(), {e.lower().lstrip(".") for e in extensions}
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:  # a symlink cycle
-            dirs.clear()
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            ext = os.path.splitext(name)[1][1:].lower()
-            if not name.startswith(".") and ext in wanted:
-                found.append(os.path.join(folder, name))
-    return sorted(found, key=lambda p: os.path.relpath(p, root))
 
 
 def holdout_key(name: str) -> float:

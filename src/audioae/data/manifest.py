@@ -29,6 +29,36 @@ import soundfile as sf
 
 from audioae.errors import AudioAEError
 
+
+class DataError(AudioAEError, ValueError):
+    """Data that cannot be used: no usable files, or no usable crop within the try budget."""
+
+
+class MissingDataError(DataError, FileNotFoundError):
+    """The data folder does not exist."""
+
+
+EXTENSIONS = ("wav", "flac", "ogg", "mp3")  # searched by default
+
+
+def find_audio(root: str, extensions: Sequence[str] = EXTENSIONS) -> list[str]:
+    """Files under root whose extension (case-insensitive) is listed; hidden names skipped;
+    symlinked folders followed once; sorted by relative path."""
+    found, seen, wanted = [], set(), {e.lower().lstrip(".") for e in extensions}
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a symlink cycle
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            ext = os.path.splitext(name)[1][1:].lower()
+            if not name.startswith(".") and ext in wanted:
+                found.append(os.path.join(folder, name))
+    return sorted(found, key=lambda p: os.path.relpath(p, root))
+
+
 CACHE_NAME = ".audioae-manifest.jsonl"  # AudioDir's own manifest, in the data folder
 _PARALLEL_FROM = 512  # files to probe before processes pay for their start
 
@@ -187,8 +217,6 @@ def read(path: str | Path) -> list[Entry]:
 
 def build_manifest(root: str, extensions: Sequence[str], workers: int | None = None) -> list[Entry]:
     """Entries of every audio file under ``root`` (``find_audio``), probed in parallel."""
-    from audioae.data.audio_dir import find_audio
-
     names = [os.path.relpath(p, root).replace(os.sep, "/") for p in find_audio(root, extensions)]
     return scan(root, names, workers)[0]
 
@@ -203,7 +231,6 @@ def make_manifest(
     """Scan ``root`` and write its manifest to ``out`` (refused, before scanning, when ``out``
     exists and not ``force``, or its folder is not writable); returns the entries, failures
     (``error`` set) included."""
-    from audioae.data.audio_dir import MissingDataError
     from audioae.files import check_new, check_writable
 
     out, root = Path(out), str(os.path.expanduser(root))
