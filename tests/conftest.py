@@ -58,3 +58,20 @@ def scalars(run: Path, tag: str) -> dict[int, float]:
 @pytest.fixture
 def smoke_cfg() -> DictConfig:
     return compose_train("experiment=smoke")
+
+
+def random_snake_model(*overrides: str, seed: int = 0):
+    """A model from a train config (compose_train), in eval mode, with random (non-default)
+    Snake parameters, so that exports are checked on weights that are not the defaults."""
+    import torch
+
+    from audioae.build import build_autoencoder
+
+    torch.manual_seed(seed)
+    cfg = compose_train(*overrides)
+    model = build_autoencoder(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("alpha", "beta")):
+                p.normal_(0, 0.3)
+    return model, cfg

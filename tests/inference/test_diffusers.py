@@ -16,6 +16,7 @@ from audioae.errors import CheckpointError
 from audioae.inference import load_model
 from audioae.inference.diffusers import DiffusersExportError, oobleck_layout, to_diffusers
 from conftest import compose_train, run_cli
+from conftest import random_snake_model as random_model
 from inference.inference_helpers import (  # noqa: F401
     one_thread,
     single_threaded_subprocesses,
@@ -36,18 +37,6 @@ ARCHITECTURES = {
     "narrow_decoder": ("experiment=smoke", "decoder.channels=4", "encoder.c_mults=[1,2,2]",
                        "encoder.strides=[2,2,2]", "sample_rate=22050"),
 }  # fmt: skip
-
-
-def random_model(*overrides: str, seed: int = 0):
-    """A model from a config, with random (non-default) Snake parameters."""
-    torch.manual_seed(seed)
-    cfg = compose_train(*overrides)
-    model = build_autoencoder(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("alpha", "beta")):
-                p.normal_(0, 0.3)
-    return model, cfg
 
 
 def audio_for(model, frames: int = 7, seed: int = 1):

@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from audioae.build import build_autoencoder
 from audioae.inference import load_model
 from audioae.inference.onnx import OnnxExportError, to_onnx
-from conftest import compose_train, run_cli
+from conftest import random_snake_model as random_model
+from conftest import run_cli
 from inference.inference_helpers import (  # noqa: F401
     one_thread,
     single_threaded_subprocesses,
@@ -24,17 +24,6 @@ from inference.inference_helpers import (  # noqa: F401
 
 ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def random_model(*overrides: str):
-    torch.manual_seed(0)
-    cfg = compose_train(*overrides)
-    model = build_autoencoder(cfg).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("alpha", "beta")):
-                p.normal_(0, 0.3)
-    return model, cfg
 
 
 def session(path):
