@@ -56,8 +56,9 @@ def test_compiled_run_saves_eager_keys_and_resumes_exactly(tmp_path):
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}: {key}")
     # it trained: both networks stepped, the losses are finite and the same as uninterrupted
-    assert sorted(scalars(resumed, "loss/total")) == [3, 4]
-    assert scalars(straight, "loss/total")[4] == scalars(resumed, "loss/total")[4]
+    # (generator and discriminator updates alternate: the generator's scalars are at odd steps)
+    assert sorted(scalars(resumed, "loss/total")) == [3]
+    assert scalars(straight, "loss/total")[3] == scalars(resumed, "loss/total")[3]
     for tag in ("loss/total", "loss/adv/disc", "loss/adv/gen"):
         values = torch.tensor(list(scalars(straight, tag).values()))
         assert values.numel() and values.isfinite().all(), tag
