@@ -2,6 +2,7 @@
 their checkpoints along the way, draw metric against CPU seconds.
 
     python bench/quality.py --recipes sat_recipe,recipe --seeds 0 1 --budget 1200
+    python bench/quality.py --recipes "recipe:trainer.schedule.warmup_steps=0" --merge OUT
     python bench/quality.py --recipes smoke --budget 60 --checkpoint-every 1 --max-steps 2 \\
         --data DIR --out outputs/q           # what the test suite runs (seconds)
 
@@ -17,6 +18,12 @@ them, SI-SDR; per category), beside the untrained network (the same seed's initi
 step at learning rate 0) and the reference conditions identity and low-pass 4/8 kHz.
 Runs use --threads torch threads each (default 1, so that CPU seconds measure work even on a busy
 machine, where waiting threads spin) and --jobs of them train at once.
+
+A recipe may carry overrides after a colon, separated by semicolons (an ablation:
+`recipe:trainer.schedule.warmup_steps=0;loss.weights.time.l1=0`); the whole spec names its line.
+With --merge, the runs already in OUT/quality.json are kept (runs of the same recipe and seed are
+replaced), so that runs made at different times are drawn together. The JSON and the PNG are
+rewritten after every finished run, so an interrupted benchmark keeps what it finished.
 
 Writes OUT/quality.json (every point, the references, the commands) and OUT/quality.png (one panel
 per metric and category, one line per recipe, a line style per seed), and prints a table of the
@@ -35,7 +42,7 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import soundfile as sf
@@ -78,11 +85,23 @@ def crop_test_set(test: Path, seconds: float, out: Path) -> list[str]:
     return sorted({p.relative_to(test).parts[0] for p in files if p.parent != test})
 
 
+def split_spec(spec: str) -> tuple[str, list[str]]:
+    """ "preset:key=value;key=value" -> ("preset", ["key=value", "key=value"])."""
+    preset, _, overrides = spec.partition(":")
+    return preset, [o for o in overrides.split(";") if o]
+
+
+def run_name(spec: str, seed: int) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in spec)
+    return f"{safe}_s{seed}"
+
+
 def train(args, recipe: str, seed: int, run: Path, *extra: str) -> list[dict]:
     """Train until the CPU budget (or --max-steps); returns [{step, cpu_s, checkpoint}]."""
+    preset, overrides = split_spec(recipe)
     cmd = [
         str(BIN / "audioae-train"),
-        f"experiment={recipe}",
+        f"experiment={preset}",
         "data=audio_dir",
         f"data.path={args.data / 'train'}",
         f"trainer.seed={seed}",
@@ -93,6 +112,7 @@ def train(args, recipe: str, seed: int, run: Path, *extra: str) -> list[dict]:
         "data.holdout=0",  # the test files are a folder of their own
         f"hydra.run.dir={run}",
         *args.overrides,
+        *overrides,
         *extra,
     ]
     shutil.rmtree(run, ignore_errors=True)  # a fixed budget: never continue an older run
@@ -224,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=ROOT / "outputs/quality")
     p.add_argument("--png", type=Path, help="default: OUT/quality.png")
     p.add_argument("--overrides", nargs="*", default=[], help="extra overrides for every run")
+    p.add_argument("--merge", action="store_true", help="keep the other runs of OUT/quality.json")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
     p.add_argument(
         "--threads",
@@ -252,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     conditions = "identity,lowpass4k,lowpass8k"
 
     def one(recipe: str, seed: int) -> dict:
-        run = args.out / "runs" / f"{recipe}_s{seed}"
+        run = args.out / "runs" / run_name(recipe, seed)
         # the untrained network: this seed's initial weights (one step at learning rate 0)
         zero = ["trainer.max_steps=1", "trainer.checkpoint_every=1"]
         zero += ["optim.generator.optimizer.lr=0", "optim.discriminator.optimizer.lr=0"]
@@ -271,20 +292,32 @@ def main(argv: list[str] | None = None) -> None:
             )
         return {"untrained": untrained, "points": points}
 
+    previous = args.out / "quality.json"
+    if args.merge and previous.is_file():
+        kept = json.loads(previous.read_text())
+        result["runs"], result["references"] = kept["runs"], kept["references"]
+        result["command"] = kept["command"] + "; " + result["command"]
+        extra = [c for c in kept["categories"] if c not in result["categories"]]
+        result["categories"] += extra
+    png = args.png or args.out / "quality.png"
+
+    def write() -> None:
+        (args.out / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
+        plot(result, png)
+
     pairs = [(r, s) for r in args.recipes.split(",") for s in args.seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        done = list(pool.map(lambda pair: one(*pair), pairs))
-    for (recipe, seed), run in zip(pairs, done):
-        result["runs"].setdefault(recipe, {})[str(seed)] = run
-    first = done[0]["untrained"]
-    result["references"] = {
-        c: {k: v for k, v in m.items() if k != "model"} for c, m in first.items()
-    }
-    for run in done:  # the reference conditions are shown once, in "references"
-        run["untrained"] = {c: {"model": m["model"]} for c, m in run["untrained"].items()}
-    (args.out / "quality.json").write_text(json.dumps(result, indent=2) + "\n")
-    png = args.png or args.out / "quality.png"
-    plot(result, png)
+        futures = {pool.submit(one, *pair): pair for pair in pairs}
+        for future in as_completed(futures):
+            (recipe, seed), run = futures[future], future.result()
+            if not result["references"]:  # the reference conditions are shown once
+                result["references"] = {
+                    c: {k: v for k, v in m.items() if k != "model"}
+                    for c, m in run["untrained"].items()
+                }
+            run["untrained"] = {c: {"model": m["model"]} for c, m in run["untrained"].items()}
+            result["runs"].setdefault(recipe, {})[str(seed)] = run
+            write()
     print(table(result))
     print(f"wrote {args.out / 'quality.json'}, {png}")
 

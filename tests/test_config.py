@@ -73,6 +73,7 @@ RATIOS = {
     "encodec_musicgen_rvq": 8 * 5 * 4 * 4,  # 640
     "sat_recipe": 2 * 4 * 4 * 8 * 8,  # stable_audio_2_0_vae's networks, narrower
     "recipe": 2 * 4 * 4 * 8 * 8,
+    "stable_audio_2_0_vae_recipe": 2 * 4 * 4 * 8 * 8,
 }
 
 

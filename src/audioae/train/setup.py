@@ -55,7 +55,20 @@ def compile_forward(*modules: nn.Module | None) -> None:
     """torch.compile each module's forward in place (`nn.Module.compile`): the module stays
     itself, so state-dict keys, optimizers, EMA, freezing and resume are unchanged (no
     `_orig_mod.` wrapper). The first steps compile (and recompile once when the encoder
-    freezes, or on a new kind of step), then the compiled graphs run."""
+    freezes, or on a new kind of step), then the compiled graphs run.
+
+    The encodec discriminator's scales share one forward with different STFT sizes, and
+    torchaudio's Spectrogram breaks the graph: every scale and kind of step is a recompile of
+    the same frame, 10 or more where dynamo's default limit is 8 (after which that frame runs
+    eager, with a warning). The limit is raised to 64 for the process."""
+    import torch._dynamo
+
+    name = (
+        "recompile_limit"
+        if hasattr(torch._dynamo.config, "recompile_limit")
+        else "cache_size_limit"
+    )
+    setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 64))
     for module in modules:
         if module is not None:
             module.compile()
