@@ -39,7 +39,8 @@ def test_encode_and_decode_are_bit_identical_to_the_reference(case):
     x = torch.from_numpy(FIXTURE[f"x{channels}"])
     enc, dec = (torch.from_numpy(FIXTURE[f"{k}_{case}"]) for k in ("enc", "dec"))
     assert enc.shape == (1, channels * 2**levels, 64 // 2**levels)
-    # bitwise: same float32 operations in the same order as the reference
-    assert torch.equal(module.encode(x), enc)
-    assert torch.equal(module.decode(enc), dec)
+    # the reference's float32 operations: bitwise equal on the Xeon the fixture was made on; on
+    # an AMD EPYC the convolution kernels sum in another order, up to 4.8e-7 (2 ulp) apart
+    torch.testing.assert_close(module.encode(x), enc, rtol=0, atol=1e-6)
+    torch.testing.assert_close(module.decode(enc), dec, rtol=0, atol=1e-6)
     assert (dec - x).abs().max() < 1e-5  # and the fixture itself is a round trip
