@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(VENV)/bin/audioae-train $(ARGS)
 
-## make test: the whole test suite (what CI runs)
+## make test [JOBS=2]: the whole test suite (what CI runs), in JOBS pytest-xdist workers
+JOBS ?= 2
 test: $(STAMP) chromium
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(JOBS) $(ARGS)
 
 # Headless Chromium for tests/test_report.py: Debian's package, installed when missing and run as
 # root; where that fails (no root, no network) the browser tests skip and say why.

@@ -13,6 +13,15 @@ from omegaconf import DictConfig
 
 from audioae.config import config_dir
 
+# Under `pytest -n N` (make test runs 2 workers) the workers share the machine's cores: each takes
+# its share of threads, and so do the commands it runs (run_cli copies os.environ).
+if _workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    import torch
+
+    _threads = max(1, (os.cpu_count() or 1) // int(_workers))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
+
 CONF = config_dir()
 EXPERIMENTS = CONF / "experiment"
 

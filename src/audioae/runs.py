@@ -345,6 +345,9 @@ def save_checkpoint(
             shutil.rmtree(tmp, ignore_errors=True)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
+        # every process writes its own random states into tmp: all of them must be done before
+        # the main process renames it (seen under load: rank 1 wrote into a renamed folder)
+        acc.wait_for_everyone()
         if acc.is_main_process:
             for name, module in modules.items():
                 tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
