@@ -862,7 +862,7 @@ def compare_whole(args, tmp: Path) -> dict:
                 run_dir = tmp / f"{side}_{mode}_{rnd}"
                 if side == "ours":
                     data = (
-                        ["data._target_=sat_compare.Crops", f"data.path={tmp / 'crops.npy'}"]
+                        ["data._target_=sat_compare.Crops", f"+data.path={tmp / 'crops.npy'}"]
                         if mode == "memory"
                         else ["data=audio_dir", f"data.path={args.data}"]
                     )
@@ -874,6 +874,10 @@ def compare_whole(args, tmp: Path) -> dict:
                         f"trainer.batch_size={args.batch}",
                         f"trainer.max_steps={args.whole_steps}",
                         f"trainer.num_workers={workers}",
+                        # the work SAT's side does: one checkpoint at the end, no demos (its
+                        # demo callback is left out; audioae's first demo would be at step 50)
+                        f"trainer.checkpoint_every={args.whole_steps}",
+                        "trainer.demo_every=0",
                         f"hydra.run.dir={run_dir}",
                         *args.ours_overrides,
                     ]
