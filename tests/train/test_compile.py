@@ -12,11 +12,20 @@ from safetensors.torch import load_file
 from conftest import ON_CPU, compose_train, run_cli, scalars
 
 GAN = ("experiment=smoke", "loss=mrstft_gan", "trainer.use_ema=true", "trainer.demo_every=0")
+# a two-scale encodec discriminator of 4 filters: inductor compiles every scale's graph on first
+# use, and with the default's five 32-filter scales this test took 4.5 minutes instead of 2.3
+SMALL_DISC = (
+    "discriminator.filters=4",
+    "discriminator.n_ffts=[256,128]",
+    "discriminator.hop_lengths=[64,32]",
+    "discriminator.win_lengths=[256,128]",
+)
 
 
 def train(tmp: Path, name: str, *overrides: str) -> Path:
     run = tmp / name
-    run_cli("audioae-train", *GAN, f"hydra.run.dir={run}", *overrides, cwd=tmp, env=ON_CPU)
+    args = (*GAN, *SMALL_DISC, f"hydra.run.dir={run}", *overrides)
+    run_cli("audioae-train", *args, cwd=tmp, env=ON_CPU)
     return run
 
 
@@ -41,22 +50,10 @@ def test_build_training_compiles_both_networks_in_place():
     assert torch._dynamo.config.recompile_limit >= 64
 
 
-# a two-scale encodec discriminator of 4 filters: inductor compiles every scale's graph on first
-# use, and the default's five 32-filter scales took three times as long (4.5 minutes a test)
-SMALL_DISC = (
-    "discriminator.filters=4",
-    "discriminator.n_ffts=[256,128]",
-    "discriminator.hop_lengths=[64,32]",
-    "discriminator.win_lengths=[256,128]",
-)
-
-
 @pytest.mark.slow  # inductor compiles each network on first use (a minute or more on a CPU)
 def test_compiled_run_saves_eager_keys_and_resumes_exactly(tmp_path):
-    eager = train(tmp_path, "eager", "trainer.max_steps=2", *SMALL_DISC)
-    straight = train(
-        tmp_path, "straight", "trainer.max_steps=4", "trainer.compile=true", *SMALL_DISC
-    )
+    eager = train(tmp_path, "eager", "trainer.max_steps=2")
+    straight = train(tmp_path, "straight", "trainer.max_steps=4", "trainer.compile=true")
     # resumed from the uninterrupted run's step-2 checkpoint, in a process of its own
     step2 = straight / "checkpoints/step_00000002"
     resumed = train(
@@ -65,7 +62,6 @@ def test_compiled_run_saves_eager_keys_and_resumes_exactly(tmp_path):
         "trainer.max_steps=4",
         "trainer.compile=true",
         f"resume={step2}",
-        *SMALL_DISC,
     )
     for name in ("model", "ema", "discriminator"):
         keys = load_file(eager / f"checkpoints/step_00000002/{name}.safetensors").keys()
