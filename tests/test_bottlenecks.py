@@ -69,3 +69,44 @@ def test_codes_are_a_field_of_the_result_and_nothing_unread_is_returned(name, di
     else:
         assert result.codes is None
     assert "codes" not in result.extras and "mean" not in result.extras
+
+
+def test_vae_init_std_sets_the_encoder_output_bias_of_the_scale_channels():
+    from audioae.build import build_autoencoder
+    from conftest import compose_train
+
+    def model(*overrides):
+        torch.manual_seed(0)
+        return build_autoencoder(compose_train("experiment=smoke", *overrides))
+
+    ref, init = model(), model("bottleneck.init_std=0.02")
+    latent = init.latent_dim
+    conv = init.encoder.layers[-1]  # Oobleck's output convolution: mean channels, then scale
+    assert conv.out_channels == 2 * latent
+    # softplus(bias) + 1e-4 = 0.02 on the scale channels; everything else as without it
+    std = torch.nn.functional.softplus(conv.bias[latent:]) + 1e-4
+    assert torch.allclose(std, torch.full_like(std, 0.02), rtol=1e-5)
+    changed = {
+        k for k, v in init.state_dict().items() if not torch.equal(v, ref.state_dict()[k])
+    }
+    assert changed == {f"encoder.layers.{len(init.encoder.layers) - 1}.bias"}
+    assert torch.equal(conv.bias[:latent], ref.encoder.layers[-1].bias[:latent])
+    # the posterior std of real input starts near 0.02 (the weights' part is small), not 0.69
+    torch.manual_seed(1)
+    x = torch.randn(2, 2, 8192) * 0.1
+    with torch.no_grad():
+        scale = init.pre_bottleneck(x)[:, latent:]
+        ref_scale = ref.pre_bottleneck(x)[:, latent:]
+    assert (torch.nn.functional.softplus(scale) + 1e-4).median().item() == pytest.approx(
+        0.02, rel=0.2
+    )
+    assert (torch.nn.functional.softplus(ref_scale) + 1e-4).median().item() == pytest.approx(
+        math.log(2), rel=0.1
+    )
+
+
+def test_vae_init_std_out_of_range_is_a_config_error():
+    from audioae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="bottleneck.init_std"):
+        VAE(latent_dim=4, init_std=0.0)

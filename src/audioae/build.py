@@ -85,6 +85,7 @@ def build_autoencoder(cfg: DictConfig) -> AudioAutoencoder:
     encoder = build(
         cfg.encoder, "encoder", latent_dim=w["enc_latent"], in_channels=w["in_channels"]
     )
+    bottleneck.init_encoder_output(encoder)
     decoder = build(
         cfg.decoder, "decoder", latent_dim=w["dec_latent"], out_channels=w["out_channels"]
     )

@@ -76,6 +76,27 @@ class Bottleneck(nn.Module):
         """(B, latent_dim, L) -> decoder input (B, out_channels, L)."""
         return latents
 
+    def init_encoder_output(self, encoder: nn.Module) -> None:
+        """Called once by `build_autoencoder` on a freshly built encoder: a bottleneck that needs
+        its input initialised a certain way sets the encoder's output layer here (the VAE's
+        `init_std`). Loaded weights replace whatever this sets."""
+
+
+def output_conv(encoder: nn.Module, channels: int) -> nn.Conv1d:
+    """The encoder's last Conv1d with `channels` output channels and a bias: the layer whose
+    output the bottleneck receives."""
+    convs = [
+        m
+        for m in encoder.modules()
+        if isinstance(m, nn.Conv1d) and m.out_channels == channels and m.bias is not None
+    ]
+    if not convs:
+        raise ConfigError(
+            f"{type(encoder).__name__} has no Conv1d with {channels} output channels and a "
+            "bias to initialise"
+        )
+    return convs[-1]
+
 
 def append_noise(latents: Tensor, noise_dim: int) -> Tensor:
     """Concatenate `noise_dim` channels of N(0, 1) noise to (B, C, L) latents."""
