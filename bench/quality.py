@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -49,7 +50,12 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-METRICS = {"mel": "mel distance", "stft": "STFT distance", "si_sdr": "SI-SDR (dB)"}
+METRICS = {
+    "mel": "mel distance",
+    "stft": "STFT distance",
+    "si_sdr": "SI-SDR (dB)",
+    "dependence": "input dependence (0: collapsed)",
+}
 TICK = os.sysconf("SC_CLK_TCK")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # evaluation: one thread
 
@@ -159,7 +165,7 @@ def evaluate(checkpoint: Path, test: Path, out: Path, conditions: str) -> dict:
     means = json.loads((out / "results.json").read_text())["means"]
     cats = {"overall": means["overall"], **means["folders"]}
     keep = {c: {k: v for k, v in m.items() if isinstance(v, dict)} for c, m in cats.items()}
-    return {c: {cond: {k: m[cond][k] for k in METRICS} for cond in m} for c, m in keep.items()}
+    return {c: {cond: {k: m[cond].get(k) for k in METRICS} for cond in m} for c, m in keep.items()}
 
 
 def plot(result: dict, path: Path) -> None:
@@ -169,7 +175,9 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cats = result["categories"]
-    fig, axes = plt.subplots(len(METRICS), len(cats), figsize=(4.2 * len(cats), 9), squeeze=False)
+    fig, axes = plt.subplots(
+        len(METRICS), len(cats), figsize=(4.2 * len(cats), 3 * len(METRICS)), squeeze=False
+    )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["-", "--", ":", "-."]
     for j, cat in enumerate(cats):
@@ -178,8 +186,9 @@ def plot(result: dict, path: Path) -> None:
             for k, (recipe, seeds) in enumerate(result["runs"].items()):
                 for s, (seed, run) in enumerate(seeds.items()):
                     xs = [0.0] + [p["cpu_s"] for p in run["points"]]
-                    ys = [run["untrained"][cat]["model"][metric]]
-                    ys += [p["metrics"][cat]["model"][metric] for p in run["points"]]
+                    ys = [run["untrained"][cat]["model"].get(metric)]
+                    ys += [p["metrics"][cat]["model"].get(metric) for p in run["points"]]
+                    ys = [math.nan if y is None else y for y in ys]  # runs from before a metric
                     ax.plot(
                         xs,
                         ys,
@@ -213,7 +222,7 @@ def plot(result: dict, path: Path) -> None:
 def table(result: dict) -> str:
     lines = [
         f"{'run':<28} {'category':<9} {'CPU s':>7} {'step':>6}  mel (untrained)  "
-        "STFT (untrained)  SI-SDR dB"
+        "STFT (untrained)  SI-SDR dB  dependence"
     ]
     for recipe, seeds in result["runs"].items():
         for seed, run in seeds.items():
@@ -225,9 +234,13 @@ def table(result: dict) -> str:
                 lines.append(
                     f"{recipe + ' s' + seed:<28} {cat:<9} {last['cpu_s']:>7.0f} {last['step']:>6}"
                     f"  {m['mel']:5.2f} ({u['mel']:5.2f})    {m['stft']:5.2f} ({u['stft']:5.2f})"
-                    f"    {m['si_sdr']:7.2f}"
+                    f"    {m['si_sdr']:7.2f}  {fmt(m.get('dependence'))}"
                 )
     return "\n".join(lines)
+
+
+def fmt(value: float | None) -> str:
+    return f"{value:10.3f}" if value is not None else f"{'-':>10}"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_quality_curves_end_to_end(tmp_path):
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
-    for split, n in (("train", 3), ("test", 1)):
+    for split, n in (("train", 3), ("test", 2)):
         for cat in ("music", "speech"):
             (data / split / cat).mkdir(parents=True)
             for i in range(n):
@@ -43,8 +43,10 @@ def test_quality_curves_end_to_end(tmp_path):
     assert 0 < run["points"][0]["cpu_s"] <= run["points"][1]["cpu_s"]
     for point in [run["untrained"], *(p["metrics"] for p in run["points"])]:
         for cat in result["categories"]:
-            assert set(point[cat]["model"]) == {"mel", "stft", "si_sdr"}
+            assert set(point[cat]["model"]) == {"mel", "stft", "si_sdr", "dependence"}
             assert all(math.isfinite(v) for v in point[cat]["model"].values())
+            assert point[cat]["model"]["dependence"] >= 0  # two test files: one pair
+    assert result["references"]["speech"]["identity"]["dependence"] == pytest.approx(1.0)
     # identity is the best possible: distance 0; a low-pass is worse than identity
     assert result["references"]["music"]["identity"]["mel"] == pytest.approx(0, abs=1e-6)
     assert result["references"]["music"]["lowpass4k"]["mel"] > 0.1

@@ -98,6 +98,15 @@ def test_means_are_the_means_of_the_files(evaluated):
             for k in METRICS:
                 expected = np.mean([f[cond][k] for f in members])
                 assert agg[cond][k] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        # input dependence, over the consecutive pairs of files (evaluate.Dependence)
+        assert agg["identity"]["dependence"] == pytest.approx(1.0)
+        assert 0 < agg["lowpass4k"]["dependence"] < 1.5
+        assert agg["model"]["dependence"] >= 0
+    with (tmp / "eval_run" / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["dependence"] for r in rows if r["scope"] == "file"} == {""}
+    overall = {r["condition"]: r["dependence"] for r in rows if r["scope"] == "overall"}
+    assert float(overall["identity"]) == pytest.approx(1.0)
 
 
 def test_reference_conditions_give_the_scale(evaluated):

@@ -12,7 +12,9 @@ reconstruction).
 Means are reported overall and for every sub-folder: names are relative to the deepest folder
 that holds all inputs (a DIR argument itself), and a file counts towards each folder above it
 (music/test/x.wav towards music/test and music). Means of SI-SDR are means of the dB values, as
-dac's evaluation reports them. Outputs: a table on the terminal, results.json (everything, with
+dac's evaluation reports them. Every mean also has the input dependence (`Dependence`): how
+much the outputs of different files differ, against their inputs, which exposes a model whose
+output ignores its input. Outputs: a table on the terminal, results.json (everything, with
 the definitions) and results.csv (one row per file or mean and condition) in --out.
 """
 
@@ -48,6 +50,11 @@ METRICS = {
     "visqol": "ViSQOL v3 MOS-LQO, audio mode (48 kHz mono), visqol-python; higher is better; "
     "null for clips under 0.96 s, too short to score",
 }
+DEPENDENCE = (
+    "input dependence: the mel distance between the outputs of consecutive files (name order, "
+    "first 5 s of each pair) over that between their inputs, per folder and overall; 0: the "
+    "same output whatever the input (a collapsed model), identity: 1"
+)
 HEADERS = {"si_sdr": "SI-SDR dB", "mel": "mel dist", "stft": "STFT dist", "visqol": "ViSQOL"}
 # SI-SDR is never shown alone: a silent output scores 0 dB, better than many real
 # reconstructions, while its mel and STFT distances are large. Every row shows all three.
@@ -55,6 +62,45 @@ PAIRING_NOTE = (
     "SI-SDR is always read with the mel and STFT distances: a silent output scores 0 dB SI-SDR "
     "(better than many real reconstructions) but large spectral distances."
 )
+
+
+class Dependence:
+    """Input dependence (DEPENDENCE) accumulated file by file, in O(1) memory per folder: each
+    file is paired with the previous file of every folder it counts towards (and overall).
+
+    A model whose output ignores its input can still score well on the spectral distances (an
+    average spectrum is closer to most music than a poor reconstruction), and SI-SDR is low for
+    phase-free reconstructions too; this tells the two apart."""
+
+    SECONDS = 5.0
+
+    def __init__(self, rate: int):
+        self.rate, self.length = rate, round(self.SECONDS * rate)
+        self.last: dict[str, dict[str, torch.Tensor]] = {}
+        self.sums: dict[str, dict[str, float]] = {}  # scope -> {condition: sum, "inputs": sum}
+
+    def add(self, scopes: list[str], signals: dict[str, torch.Tensor]) -> None:
+        """`signals`: "reference" and each condition's (C, T) signal of one file."""
+        if signals["reference"].shape[-1] < metrics.min_length():
+            return  # too short for the 2048-sample STFT
+        signals = {k: v[..., : self.length] for k, v in signals.items()}
+        for scope in scopes:
+            previous = self.last.get(scope)
+            self.last[scope] = signals
+            if previous is None:
+                continue
+            n = min(signals["reference"].shape[-1], previous["reference"].shape[-1])
+            sums = self.sums.setdefault(scope, {})
+            for name, x in signals.items():
+                d = float(metrics.mel_distance(x[..., :n], previous[name][..., :n], self.rate))
+                sums[name] = sums.get(name, 0.0) + d
+
+    def ratios(self, scope: str) -> dict[str, float | None]:
+        """{condition: dependence}; None with fewer than two files long enough."""
+        sums = self.sums.get(scope)
+        if not sums or sums["reference"] == 0:
+            return {}
+        return {k: v / sums["reference"] for k, v in sums.items() if k != "reference"}
 
 
 class EvalError(AudioAEError):
@@ -163,6 +209,7 @@ def evaluate(
     table = Table(names)
     print(table.header("file (model reconstruction)"))
     results, skipped = [], []
+    dependence = Dependence(rate)
     named = {Path(os.path.abspath(os.path.expanduser(n))) for n in inputs}
     start = time.perf_counter()
     for path in files:
@@ -195,6 +242,7 @@ def evaluate(
         for cond, hz in conds_hz.items():
             signals[cond] = ref if hz is None else metrics.lowpass(ref, rate, hz)
             entry[cond] = measure(signals[cond], ref)
+        dependence.add(["", *groups(rel)], signals)
         if keep_audio is not None:
             keep_audio(entry["file"], signals, rate)
         results.append(entry)
@@ -210,6 +258,15 @@ def evaluate(
     for label, agg in [("overall", means["overall"]), *means["folders"].items()]:
         for i, cond in enumerate(conds):
             print(table.row(f"{label} ({agg['files']})" if i == 0 else "", agg[cond], cond))
+    print()
+    print(DEPENDENCE + ":")
+    for scope, agg in [("", means["overall"]), *means["folders"].items()]:
+        ratios = dependence.ratios(scope)
+        for cond in conds:
+            agg[cond]["dependence"] = ratios.get(cond)
+        if ratios:
+            cells = ", ".join(f"{c} {ratios[c]:.3f}" for c in conds)
+            print(f"  {scope or 'overall'}: {cells}")
     print()
     if "visqol" in names and (short := sum(r["model"]["visqol"] is None for r in results)):
         visqol_note = (
@@ -247,7 +304,7 @@ def evaluate(
         # only when limited, so that an unlimited run's results.json stays as it was
         **({"max_files": max_files} if max_files is not None else {}),
         **({"seconds_per_file": seconds} if seconds is not None else {}),
-        "metrics": {k: METRICS[k] for k in names},
+        "metrics": {k: METRICS[k] for k in names} | {"dependence": DEPENDENCE},
         "conditions": {"model": "the model's reconstruction (deterministic: VAE mean)"}
         | {c: describe(hz) for c, hz in conds_hz.items()},
         "notes": notes,
@@ -309,7 +366,7 @@ def write_csv(path: Path, results: list, means: dict, conds: list, names: list) 
     """One row per (file or mean, condition); scope: file, folder or overall."""
     with atomic_write(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["scope", "name", "condition", "files", "seconds", *names])
+        w.writerow(["scope", "name", "condition", "files", "seconds", *names, "dependence"])
         for r in results:
             for cond in conds:
                 w.writerow(
@@ -320,6 +377,7 @@ def write_csv(path: Path, results: list, means: dict, conds: list, names: list) 
                         1,
                         f"{r['seconds']:.6f}",
                         *("" if r[cond][k] is None else repr(r[cond][k]) for k in names),
+                        "",  # a mean over pairs of files: no per-file value
                     ]
                 )
         scopes = [("overall", "", means["overall"])]
@@ -334,6 +392,9 @@ def write_csv(path: Path, results: list, means: dict, conds: list, names: list) 
                         agg["files"],
                         f"{agg['seconds']:.6f}",
                         *(repr(agg[cond][k]) for k in names),
+                        ""
+                        if agg[cond].get("dependence") is None
+                        else repr(agg[cond]["dependence"]),
                     ]
                 )
 
