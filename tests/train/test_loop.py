@@ -176,6 +176,7 @@ def test_validation_runs_during_a_smoke_run_and_logs_metrics(tmp_path):
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"val/spec/mrstft", "val/si_sdr", "val/mel_distance", "val/stft_distance"} <= tags
+    assert "val/dependence" in tags  # the batch's consecutive items: evaluate.Dependence
     val = {tag: scalars(run, tag) for tag in tags if tag.startswith("val/")}
     assert all(sorted(v) == [1, 2] for v in val.values())  # two validations
     sdr, mel, stft = val["val/si_sdr"], val["val/mel_distance"], val["val/stft_distance"]
@@ -183,6 +184,7 @@ def test_validation_runs_during_a_smoke_run_and_logs_metrics(tmp_path):
     clip = torch.randn(1, 2, 2048)
     assert si_sdr(clip, clip) > 80 and mel_distance(clip, clip, 16000) == 0
     for step in (1, 2):
+        assert 0 <= val["val/dependence"][step] < 5
         assert -80 < sdr[step] < 0, sdr
         assert 1 < mel[step] < 20 and 1 < stft[step] < 30, (mel, stft)
         train_loss = scalars(run, "loss/spec/mrstft")[step]
@@ -218,3 +220,33 @@ def test_freeze_with_no_warmup_warns_and_does_not_freeze(tmp_path):
     )
     with pytest.warns(UserWarning, match="NOT frozen"):
         train(cfg, tmp_path / "run")
+
+
+class _Echo(torch.nn.Module):
+    """A stand-in model for `validate`: returns its input (`collapsed`: the same noise for all)."""
+
+    sample_rate = 16000
+
+    def __init__(self, collapsed: bool):
+        super().__init__()
+        self.collapsed = collapsed
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.noise = torch.randn(1, 2, 4096) * 0.1
+
+    def inputs_and_targets(self, audio):
+        return audio, audio
+
+    def forward(self, x, sample=False):
+        return (self.noise.expand_as(x) if self.collapsed else x), None
+
+
+def test_validation_dependence_is_1_for_an_echo_and_0_for_a_collapsed_model():
+    from audioae.train.validate import validate
+
+    torch.manual_seed(0)
+    t = torch.arange(4096) / 16000
+    tones = [torch.sin(2 * torch.pi * f * t).expand(2, -1) * 0.3 for f in (300, 900, 2000, 5000)]
+    batches = [torch.stack(tones[:2]), torch.stack(tones[2:])]  # pairs cross the batches
+    no_losses = lambda fake, real: {}  # noqa: E731
+    assert validate(_Echo(False), batches, no_losses)["dependence"] == pytest.approx(1.0)
+    assert validate(_Echo(True), batches, no_losses)["dependence"] == 0.0

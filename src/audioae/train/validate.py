@@ -52,11 +52,14 @@ def validation_batches(cfg: DictConfig, held: Dataset) -> list[Tensor]:
 @torch.no_grad()
 def validate(model: nn.Module, batches: list[Tensor], losses: nn.Module) -> dict[str, float]:
     """Mean over `batches` of every loss term and of SI-SDR, mel and STFT distance, with
-    deterministic latents (the VAE mean)."""
+    deterministic latents (the VAE mean); and `dependence`, the input dependence of
+    audioae-eval (evaluate.Dependence) over consecutive held-out items: the mel distance between
+    their reconstructions over that between the items, 0 when the output ignores the input."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
+    fakes, reals = [], []
     for real in batches:
         inputs, real = model.inputs_and_targets(real.to(device))
         fake, _ = model(inputs, sample=False)
@@ -69,5 +72,14 @@ def validate(model: nn.Module, batches: list[Tensor], losses: nn.Module) -> dict
         }
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + float(v) / len(batches)
+        fakes.append(fake)
+        reals.append(real)
+    fake, real = torch.cat(fakes), torch.cat(reals)
+    if len(real) > 1:
+        between = mel_distance(real[1:], real[:-1], model.sample_rate)
+        if between > 0:
+            sums["dependence"] = float(
+                mel_distance(fake[1:], fake[:-1], model.sample_rate) / between
+            )
     model.train(was_training)
     return sums
