@@ -108,5 +108,5 @@ def test_vae_init_std_sets_the_encoder_output_bias_of_the_scale_channels():
 def test_vae_init_std_out_of_range_is_a_config_error():
     from audioae.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="bottleneck.init_std"):
+    with pytest.raises(ConfigError, match=r"bottleneck\.init_std"):
         VAE(latent_dim=4, init_std=0.0)
