@@ -86,9 +86,7 @@ def test_vae_init_std_sets_the_encoder_output_bias_of_the_scale_channels():
     # softplus(bias) + 1e-4 = 0.02 on the scale channels; everything else as without it
     std = torch.nn.functional.softplus(conv.bias[latent:]) + 1e-4
     assert torch.allclose(std, torch.full_like(std, 0.02), rtol=1e-5)
-    changed = {
-        k for k, v in init.state_dict().items() if not torch.equal(v, ref.state_dict()[k])
-    }
+    changed = {k for k, v in init.state_dict().items() if not torch.equal(v, ref.state_dict()[k])}
     assert changed == {f"encoder.layers.{len(init.encoder.layers) - 1}.bias"}
     assert torch.equal(conv.bias[:latent], ref.encoder.layers[-1].bias[:latent])
     # the posterior std of real input starts near 0.02 (the weights' part is small), not 0.69
