@@ -84,12 +84,22 @@ def _stft_magnitude(x: Tensor, window_length: int) -> Tensor:
     return spec.abs().reshape(*x.shape[:2], *spec.shape[-2:])
 
 
-def _log_plus_linear_l1(est: Tensor, ref: Tensor, clamp_eps: float, pow: float) -> Tensor:
-    """mean |log10(max(est, eps)^pow) - log10(max(ref, eps)^pow)| + mean |est - ref|
-    (dac's `log_weight` = `mag_weight` = 1)."""
+def _log_plus_linear_l1(
+    est: Tensor,
+    ref: Tensor,
+    clamp_eps: float,
+    pow: float,
+    log_weight: float = 1.0,
+    mag_weight: float = 1.0,
+) -> Tensor:
+    """log_weight * mean |log10(max(est, eps)^pow) - log10(max(ref, eps)^pow)|
+    + mag_weight * mean |est - ref| (dac's evaluation: both weights 1)."""
     log_est = est.clamp(clamp_eps).pow(pow).log10()
     log_ref = ref.clamp(clamp_eps).pow(pow).log10()
-    return (log_est - log_ref).abs().mean() + (est - ref).abs().mean()
+    loss = log_weight * (log_est - log_ref).abs().mean()
+    if mag_weight:
+        loss = loss + mag_weight * (est - ref).abs().mean()
+    return loss
 
 
 def stft_distance(
@@ -122,9 +132,12 @@ def mel_distance(
     window_lengths: Sequence[int] = DAC_WINDOW_LENGTHS,
     clamp_eps: float = DAC_CLAMP_EPS,
     pow: float = DAC_POW,
+    log_weight: float = 1.0,
+    mag_weight: float = 1.0,
 ) -> Tensor:
     """Multi-scale mel distance of dac's evaluation (`dac.nn.loss.MelSpectrogramLoss()`),
-    (B, C, T) or (C, T) -> ().
+    (B, C, T) or (C, T) -> (). Other arguments give dac's other settings of that class, e.g. its
+    training loss (losses/spectral.py's `MultiScaleMel`).
 
     As `stft_distance`, on mel magnitudes M = |X| @ F instead of |X|, pairing n_mels with window
     lengths ((150, 2048) and (80, 512)); F is librosa's default filterbank (Slaney mel scale,
@@ -143,7 +156,7 @@ def mel_distance(
         m_est, m_ref = (
             (_stft_magnitude(x, w).transpose(2, 3) @ fbank).transpose(2, 3) for x in (est, ref)
         )
-        total = total + _log_plus_linear_l1(m_est, m_ref, clamp_eps, pow)
+        total = total + _log_plus_linear_l1(m_est, m_ref, clamp_eps, pow, log_weight, mag_weight)
     return total
 
 

@@ -180,3 +180,38 @@ def test_stereo_perceptual_equals_auraloss_values_and_gradients():
     torch.testing.assert_close(loss, ref, rtol=1e-12, atol=0)
     grads = [torch.autograd.grad(x, recon)[0] for x in (loss, ref)]
     torch.testing.assert_close(*grads, rtol=1e-9, atol=1e-15)
+
+
+def test_multiscale_mel_equals_descript_audio_codecs_training_loss():
+    """dac's conf/base.yml: MelSpectrogramLoss with n_mels 5..320, windows 32..2048, pow 1,
+    mag_weight 0, clamp_eps 1e-5."""
+    audiotools = pytest.importorskip("audiotools")
+    from dac.nn.loss import MelSpectrogramLoss
+
+    from audioae.losses.spectral import MultiScaleMel
+
+    torch.manual_seed(0)
+    real = torch.randn(2, 2, 8192) * 0.1
+    recon = real + torch.randn(2, 2, 8192) * 0.02
+    ours = MultiScaleMel(44100)(recon, real)["spec/mel"]
+    dac = MelSpectrogramLoss(
+        n_mels=[5, 10, 20, 40, 80, 160, 320],
+        window_lengths=[32, 64, 128, 256, 512, 1024, 2048],
+        mel_fmin=[0.0] * 7,
+        mel_fmax=[None] * 7,
+        pow=1.0,
+        clamp_eps=1e-5,
+        mag_weight=0.0,
+    )(audiotools.AudioSignal(recon.clone(), 44100), audiotools.AudioSignal(real.clone(), 44100))
+    assert ours.item() == pytest.approx(dac.item(), rel=1e-5)
+    # and its gradient reaches the reconstruction
+    recon.requires_grad_(True)
+    MultiScaleMel(44100)(recon, real)["spec/mel"].backward()
+    assert recon.grad.abs().sum() > 0
+
+
+def test_multiscale_mel_checks_its_scales():
+    from audioae.losses.spectral import MultiScaleMel
+
+    with pytest.raises(ValueError, match="n_mels"):
+        MultiScaleMel(44100, n_mels=(5, 10), window_lengths=(32,))
