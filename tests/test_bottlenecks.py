@@ -79,7 +79,7 @@ def test_vae_init_std_sets_the_encoder_output_bias_of_the_scale_channels():
         torch.manual_seed(0)
         return build_autoencoder(compose_train("experiment=smoke", *overrides))
 
-    ref, init = model(), model("bottleneck.init_std=0.02")
+    ref, init = model("bottleneck.init_std=null"), model()  # the default: 0.02
     latent = init.latent_dim
     conv = init.encoder.layers[-1]  # Oobleck's output convolution: mean channels, then scale
     assert conv.out_channels == 2 * latent

@@ -47,6 +47,8 @@ def test_recipe_warms_up_without_the_discriminator_then_updates_both(tmp_path, p
     cfg = compose_train(f"experiment={preset}")
     assert cfg.trainer.schedule.joint and not cfg.trainer.schedule.disc_during_warmup
     assert cfg.trainer.schedule.warmup_steps > 0 and cfg.loss.weights.time.l1 == 1.0
+    assert cfg.bottleneck.init_std == 0.02  # the reference's presets: null (its own init)
+    assert compose_train("experiment=sat_recipe").bottleneck.init_std is None
     overrides = ["trainer.schedule.warmup_steps=1"]  # the adversary from the second step
     if preset != "recipe":  # the full-size networks, at a quarter of their width
         overrides += ["encoder.channels=32", "discriminator.filters=16"]

@@ -212,7 +212,8 @@ _DAC_RVQ = {
 _DAC_RVQ_WEIGHTS = {"vq/codebook_loss": 1.0, "vq/commitment_loss": 0.25}
 
 BOTTLENECKS = {
-    "vae": Component("bottleneck", "vae", {}, weights={"kl": 1e-6}),
+    # stable-audio-tools starts the posterior std at the encoder's own init (about 0.69)
+    "vae": Component("bottleneck", "vae", {}, fixed={"init_std": None}, weights={"kl": 1e-6}),
     "tanh": Component("bottleneck", "tanh", {"scale": k("scale", 1.0, "number")}),
     "l2_norm": Component("bottleneck", "l2_norm", {}),
     "wasserstein": Component(
