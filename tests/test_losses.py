@@ -25,6 +25,25 @@ def test_weighted_sum_and_log_only():
 def test_unknown_weight_is_an_error_naming_it():
     with pytest.raises(ConfigError, match="spec/mrsft"):
         check_weights({"spec/mrsft": 1.0}, ["spec/mrstft", "time/l1"], "loss.weights")
+    # a zero weight of a term a config removed (loss.terms.mel: null) optimises nothing: allowed
+    check_weights({"spec/mrstft": 1.0, "spec/mel": 0.0}, ["spec/mrstft"], "loss.weights")
+
+
+def test_a_null_term_is_not_computed(tmp_path):
+    """The default computes the mel term; `loss.terms.mel=null` with its weight 0 removes it (as
+    the converted stable-audio-tools presets do), and a weight without its term is an error."""
+    from audioae.train.loop import train
+    from conftest import compose_train, scalars
+
+    base = ["experiment=smoke", "trainer.max_steps=1", "trainer.demo_every=0"]
+    train(compose_train(*base), tmp_path / "with")
+    assert scalars(tmp_path / "with", "loss/spec/mel")[1] > 0
+    train(compose_train(*base, "loss.terms.mel=null", "loss.weights.spec.mel=0"), tmp_path / "w/o")
+    with pytest.raises(KeyError):  # no such scalar was logged
+        scalars(tmp_path / "w/o", "loss/spec/mel")
+    assert scalars(tmp_path / "w/o", "loss/spec/mrstft")[1] > 0
+    with pytest.raises(ConfigError, match="spec/mel"):
+        train(compose_train(*base, "loss.terms.mel=null"), tmp_path / "bad")
 
 
 def test_nested_weight_keys_flatten_to_loss_names():

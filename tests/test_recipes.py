@@ -49,6 +49,9 @@ def test_recipe_warms_up_without_the_discriminator_then_updates_both(tmp_path, p
     assert cfg.trainer.schedule.warmup_steps > 0 and cfg.loss.weights.time.l1 == 1.0
     assert cfg.bottleneck.init_std == 0.02  # the reference's presets: null (its own init)
     assert compose_train("experiment=sat_recipe").bottleneck.init_std is None
+    assert cfg.loss.weights.spec.mel == 1.0 and cfg.loss.terms.mel is not None
+    sat = compose_train("experiment=sat_recipe").loss
+    assert sat.terms.mel is None and sat.weights.spec.mel == 0  # stable-audio-tools' objective
     overrides = ["trainer.schedule.warmup_steps=1"]  # the adversary from the second step
     if preset != "recipe":  # the full-size networks, at a quarter of their width
         overrides += ["encoder.channels=32", "discriminator.filters=16"]
@@ -57,3 +60,4 @@ def test_recipe_warms_up_without_the_discriminator_then_updates_both(tmp_path, p
     assert sorted(scalars(run, "grad_norm/discriminator")) == [2, 3]
     assert sorted(scalars(run, "loss/adv/gen")) == [2, 3]
     assert all(v > 0 for v in scalars(run, "loss/time/l1").values())
+    assert all(v > 0 for v in scalars(run, "loss/spec/mel").values())

@@ -200,7 +200,7 @@ def test_stable_audio_2_training_hyperparameters():
             0.0,
         )
     assert OmegaConf.to_container(cfg.loss.weights) == {
-        "spec": {"mrstft": 1.0},
+        "spec": {"mrstft": 1.0, "mel": 0.0},  # audioae's mel term: removed
         "time": {"l1": 0.0, "l2": 0.0},
         "adv": {"gen": 0.1, "feat": 5.0},
     }
@@ -265,7 +265,7 @@ def test_other_optimizers_schedulers_and_losses():
     assert (inverse.inv_gamma, inverse.power, inverse.warmup) == (1000, 0.5, 0.0)
     weights = OmegaConf.to_container(cfg.loss.weights)
     assert weights == {
-        "spec": {"mrstft": 2.0},
+        "spec": {"mrstft": 2.0, "mel": 0.0},
         "time": {"l1": 0.1, "l2": 0.2},
         "adv": {"gen": 0.5, "feat": 2.0},
     }

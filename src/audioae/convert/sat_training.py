@@ -81,6 +81,8 @@ def _losses(r: Reader, lc: dict, path: str, choices: dict, wanted: dict) -> bool
         weights, "mrstft", f"{path}.spectral.weights", "number"
     )
     _decay(r, sp, f"{path}.spectral", [wanted["loss.weights.spec.mrstft"]])
+    # audioae's mel term (conf/loss/mrstft.yaml) has no stable-audio-tools counterpart here
+    wanted["loss.terms.mel"], wanted["loss.weights.spec.mel"] = None, 0.0
     _ignored_type(r, sp, f"{path}.spectral")
     read_component(
         r,

@@ -41,9 +41,10 @@ def unflatten(weights: Mapping[str, float]) -> dict:
 
 
 def check_weights(weights: Mapping[str, float], names: Iterable[str], key: str) -> None:
-    """Every weight must name a loss that the run computes."""
+    """Every weight must name a loss that the run computes, or be 0 (the weight of a term that
+    a config removed: `loss.terms.mel: null`)."""
     names = set(names)
-    unknown = sorted(set(weights) - names)
+    unknown = sorted(k for k in set(weights) - names if weights[k] != 0)
     if unknown:
         raise ConfigError(
             f"{key}: no loss named {', '.join(unknown)}; the losses of this run are "

@@ -100,7 +100,8 @@ def build_training(
     is set (train/init_from.py), and its EMA from a copy of them."""
     schedule: GANSchedule = build(cfg.trainer.schedule, "trainer.schedule")
     model = build_autoencoder(cfg) if model is None else model
-    losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in cfg.loss.terms.items()})
+    terms = {k: v for k, v in cfg.loss.terms.items() if v is not None}  # null: no such term
+    losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in terms.items()})
     disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None
     for key, term in [*losses.terms.items(), ("discriminator", disc)]:
         shortest = getattr(term, "min_length", 0)
