@@ -304,7 +304,8 @@ def evaluate(
         # only when limited, so that an unlimited run's results.json stays as it was
         **({"max_files": max_files} if max_files is not None else {}),
         **({"seconds_per_file": seconds} if seconds is not None else {}),
-        "metrics": {k: METRICS[k] for k in names} | {"dependence": DEPENDENCE},
+        "metrics": {k: METRICS[k] for k in names},  # per file; the means add "dependence":
+        "dependence": DEPENDENCE,
         "conditions": {"model": "the model's reconstruction (deterministic: VAE mean)"}
         | {c: describe(hz) for c, hz in conds_hz.items()},
         "notes": notes,
