@@ -77,7 +77,7 @@ class Dependence:
     def __init__(self, rate: int):
         self.rate, self.length = rate, round(self.SECONDS * rate)
         self.last: dict[str, dict[str, torch.Tensor]] = {}
-        self.sums: dict[str, dict[str, float]] = {}  # scope -> {condition: sum, "inputs": sum}
+        self.sums: dict[str, dict[str, float]] = {}  # scope -> {signal name: sum over pairs}
 
     def add(self, scopes: list[str], signals: dict[str, torch.Tensor]) -> None:
         """`signals`: "reference" and each condition's (C, T) signal of one file."""

@@ -63,7 +63,7 @@ import auraloss
 import torch
 from torch import Tensor, nn
 
-from audioae.metrics import mel_distance
+from audioae.metrics import mel_distance, min_length
 
 # The all-silent floor: the denominator is at least this fraction of the reconstruction's norm.
 _FLOOR = 0.5
@@ -199,7 +199,7 @@ class MultiScaleMel(nn.Module):
             tuple(window_lengths),
         )
         self.clamp_eps, self.pow, self.mag_weight = clamp_eps, pow, mag_weight
-        self.min_length = max(window_lengths) // 2 + 1
+        self.min_length = min_length(window_lengths)
 
     def forward(self, recon: Tensor, real: Tensor) -> dict[str, Tensor]:
         loss = mel_distance(
