@@ -108,3 +108,23 @@ def test_vae_init_std_out_of_range_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"bottleneck\.init_std"):
         VAE(latent_dim=4, init_std=0.0)
+
+
+@pytest.mark.parametrize("name", ["rvq_vae", "dac_rvq_vae"])
+def test_quantized_vae_init_std_sets_the_same_bias(name):
+    from audioae.build import build_autoencoder
+    from conftest import compose_train
+
+    def model(*overrides):
+        torch.manual_seed(0)
+        return build_autoencoder(
+            compose_train("experiment=smoke", f"bottleneck={name}", *overrides)
+        )
+
+    ref, init = model(), model("bottleneck.init_std=0.05")  # the default: null (its own init)
+    latent = init.latent_dim
+    conv = init.encoder.layers[-1]
+    std = torch.nn.functional.softplus(conv.bias[latent:]) + 1e-4
+    assert torch.allclose(std, torch.full_like(std, 0.05), rtol=1e-5)
+    changed = {k for k, v in init.state_dict().items() if not torch.equal(v, ref.state_dict()[k])}
+    assert changed == {f"encoder.layers.{len(init.encoder.layers) - 1}.bias"}

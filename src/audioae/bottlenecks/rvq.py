@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torch import Tensor
+from torch import Tensor, nn
 from vector_quantize_pytorch import ResidualVQ
 
 from audioae.bottlenecks.base import Bottleneck, BottleneckResult, codebook_stats
-from audioae.bottlenecks.vae import vae_sample
+from audioae.bottlenecks.vae import check_init_std, init_posterior_std, vae_sample
 
 
 class RVQ(Bottleneck):
@@ -119,9 +119,18 @@ class RVQVAE(RVQ):
 
     Emits `kl` and `vq/commitment_loss`. `sample=False` quantizes the mean; `encode_tokens`
     always does, so tokens are deterministic.
+    `init_std` starts the posterior std there, as in bottlenecks/vae.py (None: the encoder's own
+    init).
     """
 
     loss_names = ("kl", "vq/commitment_loss")
+
+    def __init__(self, *args, init_std: float | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.init_std = check_init_std(init_std)
+
+    def init_encoder_output(self, encoder: nn.Module) -> None:
+        init_posterior_std(encoder, self.latent_dim, self.init_std)
 
     @property
     def in_channels(self) -> int:

@@ -41,6 +41,22 @@ def vae_sample(mean: Tensor, scale: Tensor, sample: bool = True) -> tuple[Tensor
     return latents, kl
 
 
+def check_init_std(init_std: float | None) -> float | None:
+    if init_std is not None and not 1e-4 < init_std < 10:
+        raise ConfigError(f"bottleneck.init_std must lie in (1e-4, 10), got {init_std}")
+    return init_std
+
+
+def init_posterior_std(encoder: nn.Module, latent_dim: int, init_std: float | None) -> None:
+    """Bias of the encoder output's scale channels: softplus(bias) + 1e-4 = init_std (None
+    leaves the encoder's own init). Shared by every bottleneck that samples with `vae_sample`."""
+    if init_std is None:
+        return
+    conv = output_conv(encoder, 2 * latent_dim)
+    with torch.no_grad():
+        conv.bias[latent_dim:] = math.log(math.expm1(init_std - 1e-4))
+
+
 class VAE(Bottleneck):
     """(B, 2 * latent_dim, L) -> (B, latent_dim, L); emits `kl`."""
 
@@ -53,17 +69,10 @@ class VAE(Bottleneck):
         init_std: float | None = None,
     ):
         super().__init__(latent_dim, loss_weights)
-        if init_std is not None and not 1e-4 < init_std < 10:
-            raise ConfigError(f"bottleneck.init_std must lie in (1e-4, 10), got {init_std}")
-        self.init_std = init_std
+        self.init_std = check_init_std(init_std)
 
     def init_encoder_output(self, encoder: nn.Module) -> None:
-        """Bias of the scale channels: softplus(bias) + 1e-4 = init_std."""
-        if self.init_std is None:
-            return
-        conv = output_conv(encoder, self.in_channels)
-        with torch.no_grad():
-            conv.bias[self.latent_dim :] = math.log(math.expm1(self.init_std - 1e-4))
+        init_posterior_std(encoder, self.latent_dim, self.init_std)
 
     @property
     def in_channels(self) -> int:
