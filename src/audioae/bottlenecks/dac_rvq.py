@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from dac.nn.quantize import ResidualVectorQuantize
-from torch import Tensor, nn
+from torch import Tensor
 
 from audioae.bottlenecks.base import Bottleneck, BottleneckResult, append_noise, codebook_stats
-from audioae.bottlenecks.vae import check_init_std, init_posterior_std, vae_sample
+from audioae.bottlenecks.vae import PosteriorSampling, check_init_std, vae_sample
 
 
 class DACRVQ(Bottleneck):
@@ -114,7 +114,7 @@ class DACRVQ(Bottleneck):
         return self.quantizer.from_codes(codes)[0]
 
 
-class DACRVQVAE(DACRVQ):
+class DACRVQVAE(PosteriorSampling, DACRVQ):
     """(B, 2 * latent_dim, L) -> VAE sample (as bottlenecks/vae.py) -> DAC RVQ.
 
     Emits `kl` and the VQ losses; `pre_quantizer` is the sampled latent. `sample=False`
@@ -128,13 +128,6 @@ class DACRVQVAE(DACRVQ):
     def __init__(self, *args, init_std: float | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.init_std = check_init_std(init_std)
-
-    def init_encoder_output(self, encoder: nn.Module) -> None:
-        init_posterior_std(encoder, self.latent_dim, self.init_std)
-
-    @property
-    def in_channels(self) -> int:
-        return 2 * self.latent_dim
 
     def encode(self, x: Tensor, sample: bool = True) -> BottleneckResult:
         mean, scale = x.chunk(2, dim=1)

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from torch import Tensor, nn
+from torch import Tensor
 from vector_quantize_pytorch import ResidualVQ
 
 from audioae.bottlenecks.base import Bottleneck, BottleneckResult, codebook_stats
-from audioae.bottlenecks.vae import check_init_std, init_posterior_std, vae_sample
+from audioae.bottlenecks.vae import PosteriorSampling, check_init_std, vae_sample
 
 
 class RVQ(Bottleneck):
@@ -114,7 +114,7 @@ class RVQ(Bottleneck):
         return self.quantizer.get_output_from_indices(codes.transpose(1, 2)).transpose(1, 2)
 
 
-class RVQVAE(RVQ):
+class RVQVAE(PosteriorSampling, RVQ):
     """(B, 2 * latent_dim, L) -> VAE sample (as bottlenecks/vae.py) -> RVQ.
 
     Emits `kl` and `vq/commitment_loss`. `sample=False` quantizes the mean; `encode_tokens`
@@ -128,13 +128,6 @@ class RVQVAE(RVQ):
     def __init__(self, *args, init_std: float | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.init_std = check_init_std(init_std)
-
-    def init_encoder_output(self, encoder: nn.Module) -> None:
-        init_posterior_std(encoder, self.latent_dim, self.init_std)
-
-    @property
-    def in_channels(self) -> int:
-        return 2 * self.latent_dim
 
     def encode(self, x: Tensor, sample: bool = True) -> BottleneckResult:
         mean, scale = x.chunk(2, dim=1)

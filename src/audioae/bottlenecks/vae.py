@@ -47,17 +47,28 @@ def check_init_std(init_std: float | None) -> float | None:
     return init_std
 
 
-def init_posterior_std(encoder: nn.Module, latent_dim: int, init_std: float | None) -> None:
-    """Bias of the encoder output's scale channels: softplus(bias) + 1e-4 = init_std (None
-    leaves the encoder's own init). Shared by every bottleneck that samples with `vae_sample`."""
-    if init_std is None:
-        return
-    conv = output_conv(encoder, 2 * latent_dim)
-    with torch.no_grad():
-        conv.bias[latent_dim:] = math.log(math.expm1(init_std - 1e-4))
+class PosteriorSampling:
+    """Mixin of the bottlenecks that sample with `vae_sample`: the encoder emits mean and scale
+    (2 * latent_dim channels), and `init_std` (set by the subclass, None: the encoder's own
+    init) starts the posterior std there through the output layer's bias on the scale
+    channels: softplus(bias) + 1e-4 = init_std."""
+
+    latent_dim: int
+    init_std: float | None = None
+
+    @property
+    def in_channels(self) -> int:
+        return 2 * self.latent_dim
+
+    def init_encoder_output(self, encoder: nn.Module) -> None:
+        if self.init_std is None:
+            return
+        conv = output_conv(encoder, 2 * self.latent_dim)
+        with torch.no_grad():
+            conv.bias[self.latent_dim :] = math.log(math.expm1(self.init_std - 1e-4))
 
 
-class VAE(Bottleneck):
+class VAE(PosteriorSampling, Bottleneck):
     """(B, 2 * latent_dim, L) -> (B, latent_dim, L); emits `kl`."""
 
     loss_names = ("kl",)
@@ -70,13 +81,6 @@ class VAE(Bottleneck):
     ):
         super().__init__(latent_dim, loss_weights)
         self.init_std = check_init_std(init_std)
-
-    def init_encoder_output(self, encoder: nn.Module) -> None:
-        init_posterior_std(encoder, self.latent_dim, self.init_std)
-
-    @property
-    def in_channels(self) -> int:
-        return 2 * self.latent_dim
 
     def encode(self, x: Tensor, sample: bool = True) -> BottleneckResult:
         mean, scale = x.chunk(2, dim=1)
