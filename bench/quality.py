@@ -38,6 +38,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -46,6 +47,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import psutil
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +58,6 @@ METRICS = {
     "si_sdr": "SI-SDR (dB)",
     "dependence": "input dependence (0: collapsed)",
 }
-TICK = os.sysconf("SC_CLK_TCK")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # evaluation: one thread
 
 
@@ -65,9 +66,15 @@ def fail(message: str) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (and of its waited-for children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / TICK  # utime stime cutime cstime
+    """User + system CPU seconds of a live process and its descendants (DataLoader workers),
+    the children it already waited for included."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for q in (proc, *proc.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):  # a worker that just ended
+            t = q.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 def shown(path: Path) -> str:
@@ -102,56 +109,114 @@ def run_name(spec: str, seed: int) -> str:
     return f"{safe}_s{seed}"
 
 
-def train(args, recipe: str, seed: int, run: Path, *extra: str) -> list[dict]:
-    """Train until the CPU budget (or --max-steps); returns [{step, cpu_s, checkpoint}]."""
+def train(args, recipe: str, seed: int, run: Path, untrained: bool = False) -> list[dict]:
+    """Train until the CPU budget (or --max-steps); returns [{step, cpu_s, checkpoint}].
+    `untrained`: one step at learning rate 0 (the initial weights, as a checkpoint)."""
     preset, overrides = split_spec(recipe)
-    cmd = [
-        str(BIN / "audioae-train"),
-        f"experiment={preset}",
-        "data=audio_dir",
-        f"data.path={args.data / 'train'}",
-        f"trainer.seed={seed}",
-        f"trainer.max_steps={args.max_steps}",
-        f"trainer.checkpoint_every={args.checkpoint_every}",
-        "trainer.demo_every=0",
-        "trainer.val_every=0",
-        "data.holdout=0",  # the test files are a folder of their own
-        f"hydra.run.dir={run}",
-        *args.overrides,
-        *overrides,
-        *extra,
-    ]
+    preset, _, trainer = preset.partition("@")
     shutil.rmtree(run, ignore_errors=True)  # a fixed budget: never continue an older run
     run.mkdir(parents=True)
+    steps, every = (1, 1) if untrained else (args.max_steps, args.checkpoint_every)
+    if trainer == "sat":
+        cmd, env = sat_command(args, preset, overrides, seed, run, steps, every, untrained)
+    elif trainer:
+        fail(f"{recipe}: unknown trainer @{trainer} (only @sat)")
+    else:
+        zero = ["optim.generator.optimizer.lr=0", "optim.discriminator.optimizer.lr=0"]
+        cmd = [
+            str(BIN / "audioae-train"),
+            f"experiment={preset}",
+            "data=audio_dir",
+            f"data.path={args.data / 'train'}",
+            f"trainer.seed={seed}",
+            f"trainer.max_steps={steps}",
+            f"trainer.checkpoint_every={every}",
+            "trainer.demo_every=0",
+            "trainer.val_every=0",
+            "data.holdout=0",  # the test files are a folder of their own
+            f"hydra.run.dir={run}",
+            *args.overrides,
+            *overrides,
+            *(zero if untrained else []),
+        ]
+        env = dict(os.environ)
     log = (run.parent / f"{run.name}.log").open("w")
     print(f"{recipe} seed {seed}: {' '.join(cmd[1:])}", flush=True)
     threads = str(args.threads)
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    env |= {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
     )
     points: dict[Path, float] = {}
     used, stopping = 0.0, False
     while proc.poll() is None:
-        with contextlib.suppress(OSError, IndexError):  # the process just ended
+        with contextlib.suppress(psutil.Error):  # the process just ended
             used = cpu_seconds(proc.pid)
-        for ckpt in (run / "checkpoints").glob("step_*"):
-            if ckpt not in points and not ckpt.name.endswith(".tmp") and "." not in ckpt.name:
-                points[ckpt] = used
+        for ckpt in checkpoints(run):
+            points.setdefault(ckpt, used)
         if used >= args.budget and not stopping:
-            proc.send_signal(signal.SIGTERM)  # saves a checkpoint at the current step
+            proc.send_signal(signal.SIGTERM)  # audioae-train saves a checkpoint at this step
             stopping = True
         time.sleep(0.2)
     log.close()
     if proc.returncode not in (0, 143) and not (stopping and proc.returncode > 0):
-        fail(f"audioae-train failed ({proc.returncode}), see {run.parent / (run.name + '.log')}")
-    for ckpt in (run / "checkpoints").glob("step_*"):
-        if "." not in ckpt.name and ckpt not in points:
-            points[ckpt] = used
+        fail(f"{recipe} failed ({proc.returncode}), see {run.parent / (run.name + '.log')}")
+    for ckpt in checkpoints(run):
+        points.setdefault(ckpt, used)
     return [
-        {"step": int(c.name.split("_")[1]), "cpu_s": round(s, 2), "checkpoint": str(c)}
-        for c, s in sorted(points.items(), key=lambda kv: int(kv[0].name.split("_")[1]))
+        {"step": step_of(c), "cpu_s": round(s, 2), "checkpoint": str(c)}
+        for c, s in sorted(points.items(), key=lambda kv: step_of(kv[0]))
     ]
+
+
+def checkpoints(run: Path) -> list[Path]:
+    """The finished checkpoints of a run: audioae's step_N folders, SAT's epoch=E-step=N.ckpt."""
+    found = run.glob("checkpoints/*")
+    return [c for c in found if re.fullmatch(r"step_\d+|epoch=\d+-step=\d+\.ckpt", c.name)]
+
+
+def step_of(checkpoint: Path) -> int:
+    return int(re.search(r"step[_=](\d+)", checkpoint.name)[1])
+
+
+def sat_command(args, preset, overrides, seed, run, steps, every, untrained):
+    """stable-audio-tools' own trainer (its train.py's flow, bench/sat_compare.py's `whole` job)
+    on the model config that `audioae-convert --to-json` gives for the preset: the command and
+    its environment. Checkpoints land in run/checkpoints beside that model_config.json, where
+    audioae-eval reads them (their EMA weights, as audioae's). Its loader needs a DataLoader
+    worker (persistent_workers), whose CPU seconds count too."""
+    import warnings
+
+    import sat_compare
+
+    from audioae.convert import config_to_sat
+    from audioae.convert.overrides import compose_train
+
+    if not Path(args.sat_python).exists():
+        fail(f"{args.sat_python}: no such Python; build stable-audio-tools' venv as "
+             "docs/benchmarks.md says, or pass --sat-python")  # fmt: skip
+    cfg = compose_train([f"experiment={preset}", *args.overrides, *overrides])
+    with warnings.catch_warnings(record=True) as lost:
+        warnings.simplefilter("always")
+        config = config_to_sat(cfg)
+    for warning in lost:
+        print(f"  {preset}@sat: {warning.message}", flush=True)
+    if untrained:
+        for part in config["training"]["optimizer_configs"].values():
+            part["optimizer"]["config"]["lr"] = 0.0
+    (run / "checkpoints").mkdir()
+    model_config = run / "checkpoints/model_config.json"
+    model_config.write_text(json.dumps(config, indent=2))
+    dataset = {"dataset_type": "audio_dir", "random_crop": True,
+               "datasets": [{"id": "train", "path": str(args.data / "train")}]}  # fmt: skip
+    (run / "dataset.json").write_text(json.dumps(dataset))
+    job = {"config": str(model_config), "dataset_config": str(run / "dataset.json"),
+           "memory": False, "batch": cfg.trainer.batch_size, "workers": 1, "steps": steps,
+           "checkpoint_every": every, "seed": seed, "run_dir": str(run)}  # fmt: skip
+    worker = sat_compare.write_worker(run)
+    cmd = [args.sat_python, str(worker), "whole", str(sat_compare.write_job(run, "job", job))]
+    path = [str(ROOT / "src"), str(ROOT / "bench"), os.environ.get("PYTHONPATH", "")]
+    return cmd, {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 def evaluate(checkpoint: Path, test: Path, out: Path, conditions: str) -> dict:
@@ -258,6 +323,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--png", type=Path, help="default: OUT/quality.png")
     p.add_argument("--overrides", nargs="*", default=[], help="extra overrides for every run")
     p.add_argument("--merge", action="store_true", help="keep the other runs of OUT/quality.json")
+    p.add_argument(
+        "--sat-python", default="/tmp/satvenv/bin/python", help="for PRESET@sat (%(default)s)"
+    )
     p.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
     p.add_argument(
         "--threads",
@@ -288,9 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     def one(recipe: str, seed: int) -> dict:
         run = args.out / "runs" / run_name(recipe, seed)
         # the untrained network: this seed's initial weights (one step at learning rate 0)
-        zero = ["trainer.max_steps=1", "trainer.checkpoint_every=1"]
-        zero += ["optim.generator.optimizer.lr=0", "optim.discriminator.optimizer.lr=0"]
-        init = train(args, recipe, seed, run.with_name(run.name + "_init"), *zero)
+        init = train(args, recipe, seed, run.with_name(run.name + "_init"), untrained=True)
         untrained = evaluate(
             Path(init[-1]["checkpoint"]), test, run.parent / f"{run.name}_eval0", conditions
         )

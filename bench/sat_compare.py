@@ -431,7 +431,7 @@ def whole(job):
 
     logger = pl.loggers.TensorBoardLogger(job["run_dir"], name="tb")
     callbacks = [
-        pl.callbacks.ModelCheckpoint(every_n_train_steps=job["steps"],
+        pl.callbacks.ModelCheckpoint(every_n_train_steps=job.get("checkpoint_every", job["steps"]),
                                      dirpath=job["run_dir"] + "/checkpoints", save_top_k=-1),
         ExceptionCallback(), ModelConfigEmbedderCallback(),
     ]
@@ -605,6 +605,14 @@ def wait_for_quiet(max_load: float, patience: float) -> float:
         print(f"  load {load:.2f} >= {max_load}: waiting", file=sys.stderr, flush=True)
         time.sleep(15)
     return load
+
+
+def write_worker(folder: Path) -> Path:
+    """SAT's worker script (run with SAT's Python: `PYTHON sat_worker.py KIND JOB.json`)."""
+    shared = "\n\n".join(inspect.getsource(f) for f in SHARED)
+    path = folder / "sat_worker.py"
+    path.write_text(SHARED_IMPORTS + "\n\n" + shared + "\n" + textwrap.dedent(SAT_WORKER))
+    return path
 
 
 def write_job(folder: Path, name: str, job: dict) -> Path:
@@ -1180,9 +1188,7 @@ def main() -> None:
                "command": command, "host": platform.node()}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="sat_compare_") as name:
         tmp = Path(name)
-        shared = "\n\n".join(inspect.getsource(f) for f in SHARED)
-        worker = SHARED_IMPORTS + "\n\n" + shared + "\n" + textwrap.dedent(SAT_WORKER)
-        (tmp / "sat_worker.py").write_text(worker)
+        write_worker(tmp)
         if args.sat_throughput:
             print("| trainer | precision | batch | steps/s | audio s/s | peak MB |\n"
                   "|---|---|---|---|---|---|", flush=True)  # fmt: skip

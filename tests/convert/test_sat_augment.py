@@ -39,14 +39,19 @@ def test_model_configs_select_the_phase_flipper(name):
     assert aug.sample_rate == conversion.cfg.sample_rate
 
 
-SAT_OBJECTIVE = ("bottleneck.init_std=null", "loss.terms.mel=null", "loss.weights.spec.mel=0")
+SAT_OBJECTIVE = (
+    "bottleneck.init_std=null",
+    "loss.terms.mel=null",
+    "loss.weights.spec.mel=0",
+    "loss.terms.spectral.sc_norm=sat",
+)
 
 
 def test_back_conversion_warns_when_the_augmentation_differs():
     with warnings.catch_warnings():
         warnings.simplefilter("error", SATConversionWarning)
         # nothing lost (audioae's defaults would be: SAT starts the VAE at the encoder's own
-        # initialisation and has no mel term)
+        # initialisation, has no mel term and its own spectral convergence)
         config_to_sat(compose_train("experiment=smoke", "augment=sat", *SAT_OBJECTIVE))
     for override, key in (
         ("augment=none", "augment.polarity_p"),

@@ -215,3 +215,40 @@ def test_multiscale_mel_checks_its_scales():
 
     with pytest.raises(ValueError, match="n_mels"):
         MultiScaleMel(44100, n_mels=(5, 10), window_lengths=(32,))
+
+
+def test_crop_norm_weighs_a_quiet_crop_as_much_as_a_loud_one():
+    """sc_norm="crop": spectral convergence is the mean over crops of each crop's own ratio, so
+    a crop 30 dB down with the same relative error counts as much as a loud one; "batch" (one
+    norm, auraloss's) lets the loud crop decide."""
+    gen = torch.Generator().manual_seed(1)
+    loud = pink(gen, 1, 2, 4096)
+    quiet = 10 ** (-30 / 20) * pink(gen, 1, 2, 4096)
+    real = torch.cat([loud, quiet])
+    # crop 0 reconstructed exactly, crop 1 at 0.5x its level: SC per crop 0 and 0.5 (every bin
+    # off by half; torch.stft is linear), the log-magnitude term off
+    recon = real * torch.tensor([1.0, 0.5])[:, None, None]
+    one = dict(channels=2, w_log_mag=0.0, perceptual_weighting=False, **SCALES)
+    crop = spec(MultiResolutionSTFT(SR, sc_norm="crop", **one), recon, real)
+    batch = spec(MultiResolutionSTFT(SR, sc_norm="batch", **one), recon, real)
+    # per channel: mean over crops (0 + 0.5) / 2; sum and difference: the same again
+    assert crop.item() == pytest.approx(0.5, rel=1e-5)
+    # one norm: the quiet crop's error over both crops' energy, 0.5 * 10^(-30/20) / ~1
+    assert batch.item() == pytest.approx(2 * 0.5 * 10 ** (-30 / 20), rel=0.05)
+
+
+def test_sat_norm_is_stable_audio_tools_per_item_ratio_over_the_reconstruction():
+    """sc_norm="sat" (reference section 5.1 and section 11 item 3): per signal,
+    ||Y - X|| / ||X||, the model output in the denominator, then the mean."""
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.rand(4, 9, 5, generator=gen), torch.rand(4, 9, 5, generator=gen)
+    expected = torch.stack([torch.norm(y[i] - x[i]) / torch.norm(x[i]) for i in range(4)]).mean()
+    assert SpectralConvergence("sat")(x, y).item() == pytest.approx(expected.item(), rel=1e-6)
+    # a reconstruction at half the target's level costs 1 there, 0.5 with the target below
+    assert SpectralConvergence("sat")(y / 2, y).item() == pytest.approx(1.0, rel=1e-6)
+    assert SpectralConvergence("crop", group=2)(y / 2, y).item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_sc_norm_is_checked():
+    with pytest.raises(ValueError, match="sc_norm='items'"):
+        MultiResolutionSTFT(SR, 2, sc_norm="items")

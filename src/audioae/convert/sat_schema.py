@@ -383,6 +383,8 @@ SPECTRAL = Component(
         "w_diff": noop(1.0),
         "sample_rate": INJECTED,
     },
+    # its spectral convergence: per signal, over the reconstruction's norm (section 11 item 3)
+    fixed={"sc_norm": "sat"},
 )
 
 # training.loss_configs when absent (training/autoencoders.py).

@@ -70,20 +70,35 @@ _FLOOR = 0.5
 
 
 class SpectralConvergence(nn.Module):
-    """||Y - X||_F / max(||Y||_F, ||X||_F / 2) over all items at once; X's norm is detached.
+    """||Y - X||_F / max(||Y||_F, ||X||_F / 2), X's norm detached; replaces auraloss's
+    `SpectralConvergenceLoss` (the same value wherever ||Y|| >= ||X|| / 2 in "batch" mode).
 
-    Replaces auraloss's `SpectralConvergenceLoss` (the same value wherever ||Y|| >= ||X|| / 2).
+    `norm` says over what the norms run (x_mag, y_mag: (N, F, T), N items of `group` consecutive
+    signals each: a crop's channels, or its sum and difference):
+    - "batch": one norm over the whole batch (upstream auraloss);
+    - "crop": one norm a crop (`group` signals), then the mean over crops, so that every crop
+      weighs the same whatever its level (a quiet crop beside loud ones is not drowned);
+    - "sat": stable-audio-tools' copy: per signal, divided by the reconstruction's norm (§11.3).
     """
 
+    def __init__(self, norm: str = "batch", group: int = 1):
+        super().__init__()
+        self.norm, self.group = norm, group
+
     def forward(self, x_mag: Tensor, y_mag: Tensor) -> Tensor:
-        floor = _FLOOR * torch.norm(x_mag.detach(), p="fro")
-        return torch.norm(y_mag - x_mag, p="fro") / torch.maximum(torch.norm(y_mag, p="fro"), floor)
+        if self.norm == "sat":
+            dims = (-2, -1)
+            return (torch.norm(y_mag - x_mag, dim=dims) / torch.norm(x_mag, dim=dims)).mean()
+        rows = 1 if self.norm == "batch" else x_mag.shape[0] // self.group
+        x, y = x_mag.reshape(rows, -1), y_mag.reshape(rows, -1)
+        floor = _FLOOR * torch.norm(x.detach(), dim=1)
+        return (torch.norm(y - x, dim=1) / torch.maximum(torch.norm(y, dim=1), floor)).mean()
 
 
-def _multi_resolution(args: dict) -> auraloss.freq.MultiResolutionSTFTLoss:
+def _multi_resolution(args: dict, norm: str, group: int) -> auraloss.freq.MultiResolutionSTFTLoss:
     loss = auraloss.freq.MultiResolutionSTFTLoss(**args)
     for resolution in loss.stft_losses:
-        resolution.spectralconv = SpectralConvergence()
+        resolution.spectralconv = SpectralConvergence(norm, group)
     return loss
 
 
@@ -109,8 +124,11 @@ class MultiResolutionSTFT(nn.Module):
         n_bins: int | None = None,
         scale_invariance: bool = False,
         eps: float = 1e-8,
+        sc_norm: str = "batch",
     ):
         super().__init__()
+        if sc_norm not in ("batch", "crop", "sat"):
+            raise ValueError(f"sc_norm={sc_norm!r}: expected batch, crop or sat")
         self.channels = channels
         # torch.stft reflect-pads by n_fft // 2, which needs a longer input
         self.min_length = max(fft_sizes) // 2 + 1
@@ -135,8 +153,8 @@ class MultiResolutionSTFT(nn.Module):
             if perceptual_weighting
             else None
         )
-        self.per_channel = _multi_resolution(args)
-        self.sum_diff = _multi_resolution(args) if channels == 2 else None
+        self.per_channel = _multi_resolution(args, sc_norm, channels)
+        self.sum_diff = _multi_resolution(args, sc_norm, 2) if channels == 2 else None
 
     def forward(self, recon: Tensor, real: Tensor) -> dict[str, Tensor]:
         b, c, t = real.shape
@@ -146,9 +164,10 @@ class MultiResolutionSTFT(nn.Module):
             recon, real = self.prefilter(recon, real)
         loss = self.per_channel(recon, real)
         if self.sum_diff is not None:
-            # (2B, 1, T): the sum signals, then the difference signals, one batch for auraloss
+            # (2B, 1, T): each crop's sum, then its difference, one batch for auraloss
             recon, real = (
-                torch.cat(_sum_and_difference(x.reshape(b, c, t))) for x in (recon, real)
+                torch.cat(_sum_and_difference(x.reshape(b, c, t)), dim=1).reshape(2 * b, 1, t)
+                for x in (recon, real)
             )
             loss = loss + self.sum_diff(recon, real)
         return {"spec/mrstft": loss}
