@@ -75,3 +75,57 @@ def test_two_training_steps_with_other_output_channels(tmp_path, ins, outs):
     if outs == 2:  # the target is the stereo audio itself, not a mono signal copied twice
         real, _ = sf.read(run / "demos" / "step_00000002" / "0_real.wav")
         assert np.abs(real[:, 0] - real[:, 1]).max() > 0.01
+
+
+def conv_outputs(model, audio):
+    """Each weight-normed conv's output in one encode + decode of `audio` (mean latents), copied
+    (a residual unit adds its input into its last conv's output in place)."""
+    from audioae.nets.weight_norm import weight_norm_hooks
+
+    seen: dict[str, torch.Tensor] = {}
+    names = {m: n for n, m in model.named_modules()}
+    hooks = [
+        m.register_forward_hook(lambda m, _, y: seen.__setitem__(names[m], y.clone()))
+        for m, _ in weight_norm_hooks(model)
+    ]
+    with torch.no_grad():
+        decoded = model.decode(model.encode(audio, sample=False).latents)
+    for h in hooks:
+        h.remove()
+    return seen, decoded
+
+
+def test_data_init_gives_every_conv_unit_outputs_and_the_decoder_the_audio_level():
+    """trainer.data_init (Salimans & Kingma's data-dependent init): on the batch it was set
+    from, every weight-normed conv's output has zero mean and unit std per channel, the
+    decoder's output the audio's std; the state dict is the same; and the decoder's output
+    now follows its input, where at PyTorch's init it is the biases' constant."""
+    torch.manual_seed(0)
+    model = build_autoencoder(compose_train("experiment=smoke")).eval()
+    gen = torch.Generator().manual_seed(1)
+    audio = 0.1 * torch.randn(4, 2, 4096, generator=gen).cumsum(-1) / 30  # brown-ish noise
+    keys = {k: v.shape for k, v in model.state_dict().items()}
+    _, before = conv_outputs(model, audio)
+    # how far apart the outputs of different crops are, relative to the output
+    moved = (before - before.roll(1, dims=0)).std() / before.std()
+
+    model.data_init(audio)
+    assert {k: v.shape for k, v in model.state_dict().items()} == keys
+    seen, after = conv_outputs(model, audio)
+    latent = model.bottleneck.latent_dim
+    encoder_out = [n for n in seen if n.startswith("encoder")][-1]
+    for name, y in seen.items():
+        if name == encoder_out:  # the encoder's output: its scale half is init_std's
+            y = y[:, :latent]
+        elif name == list(seen)[-1]:  # the decoder's output
+            assert y.std((0, 2)) == pytest.approx(audio.std().expand(2), rel=1e-3)
+            continue
+        if "Transpose" in type(dict(model.named_modules())[name]).__name__:
+            assert y.std((0, 2)).pow(2).mean().sqrt().item() == pytest.approx(1.0, rel=1e-3)
+        else:
+            assert y.std((0, 2)) == pytest.approx(torch.ones(y.shape[1]), rel=1e-3), name
+        assert y.mean((0, 2)).abs().max().item() < 1e-4, name
+    assert len(seen) > 10
+    moved_now = (after - after.roll(1, dims=0)).std() / after.std()
+    # measured: 0.027 at PyTorch's init, 1.32 afterwards
+    assert moved.item() < 0.05 < 0.5 < moved_now.item()

@@ -47,6 +47,29 @@ def test_resume_continues_at_the_same_step_and_matches_uninterrupted(tmp_path):
     assert scalars(straight, "loss/total")[4] == scalars(resumed, "loss/total")[4]
 
 
+def test_data_init_runs_once_at_a_fresh_start_and_resume_matches(tmp_path):
+    """trainer.data_init sets the weights from the first batch at a fresh start only: a run
+    resumed at step 1 ends with the uninterrupted run's weights, and both differ from a run
+    without the init (the same seed and batches)."""
+    on = ("trainer.data_init=true", "trainer.checkpoint_every=1")
+    straight, proc = train(tmp_path, "straight", "trainer.max_steps=2", *on, env=ON_CPU)
+    assert "data-dependent initialisation on a batch of 2 crops" in proc.stdout + proc.stderr
+    first, _ = train(tmp_path, "first", "trainer.max_steps=1", *on, env=ON_CPU)
+    resumed, proc = train(
+        tmp_path, "resumed", "trainer.max_steps=2", *on, f"resume={first}", env=ON_CPU
+    )
+    assert "data-dependent" not in proc.stdout + proc.stderr
+    plain, _ = train(tmp_path, "plain", "trainer.max_steps=2", env=ON_CPU)
+    a, b, c = (
+        load_file(run / "checkpoints/step_00000002/model.safetensors")
+        for run in (straight, resumed, plain)
+    )
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert not torch.equal(a["decoder.layers.0.weight_g"], c["decoder.layers.0.weight_g"])
+    assert not torch.equal(a["decoder.layers.0.bias"], c["decoder.layers.0.bias"])
+
+
 def test_multirun_sweeps_two_bottlenecks(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(

@@ -417,9 +417,11 @@ DEFAULT_LOSS_CONFIGS = {
 # torch's default weight decay (0.01, which stable-audio-tools never sets).
 DEFAULT_BETAS = [0.8, 0.99]
 
-# EMA and GAN schedule that stable-audio-tools hard-codes (ema-pytorch beta 0.9999, power 3/4;
+# Initialisation, EMA and GAN schedule that stable-audio-tools hard-codes (PyTorch's own init;
+# ema-pytorch beta 0.9999, power 3/4;
 # G on even, D on odd steps, D trains during warmup; no gradient clipping).
 FIXED_TRAINING = {
+    "trainer.data_init": False,
     "trainer.ema.decay": 0.9999,
     "trainer.ema.power": 0.75,
     "trainer.schedule.disc_during_warmup": True,

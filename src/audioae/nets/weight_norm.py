@@ -9,7 +9,8 @@ import copy
 import warnings
 from collections.abc import Iterator
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch.nn.utils.weight_norm import WeightNorm
 
 
@@ -51,3 +52,36 @@ class DeepCopyable(nn.Module):
         for m, hook in weight_norm_hooks(new):
             hook(m, None)
         return new
+
+
+@torch.no_grad()
+def data_dependent_init(module: nn.Module, x: Tensor, out_std: float | None = None) -> Tensor:
+    """Salimans & Kingma's data-dependent initialisation (2016, section 3) of every
+    weight-normed conv of `module`: one forward pass of `x`, in which each conv, in the order the
+    pass reaches it, gets the g and bias that give its output zero mean and unit std per channel
+    over the batch (a transposed conv, whose g is per input channel: unit rms std over its
+    channels). The last conv's output gets `out_std` instead of 1 when given. Returns the output
+    of the pass, which is module(x) with the new weights."""
+    hooked = [m for m, _ in weight_norm_hooks(module)]
+    last = hooked[-1] if hooked else None
+
+    def normalise(m: nn.Module, _inputs, y: Tensor) -> Tensor:
+        mean, std = y.mean((0, 2)), y.std((0, 2)).clamp_min(1e-8)
+        if isinstance(m, nn.ConvTranspose1d):
+            std = std.pow(2).mean().sqrt().expand_as(mean)
+        if m is last and out_std is not None:
+            std = std / out_std
+        m.weight_g.div_(std.view(-1, 1, 1) if m.weight_g.shape[0] == len(std) else std[0])
+        if m.bias is not None:
+            m.bias.sub_(mean).div_(std)
+            y = y - mean[:, None]
+        return y / std[:, None]
+
+    handles = [m.register_forward_hook(normalise) for m in hooked]
+    try:
+        return module(x)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, hook in weight_norm_hooks(module):
+            hook(m, None)  # the cached weight, from the new g

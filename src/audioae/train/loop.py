@@ -35,7 +35,7 @@ from audioae.memory import reuse_freed_memory
 from audioae.train.collectives import check_replicas, stop_requested
 from audioae.train.demo import demo_clips, write_demo
 from audioae.train.scalars import Averages, Throughput
-from audioae.train.setup import Losses, Net, Training, build_training
+from audioae.train.setup import Losses, Net, Training, build_training, init_from_data
 from audioae.train.signals import StopRequest
 from audioae.train.validate import held_out_data, validate, validation_batches
 
@@ -166,6 +166,11 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
         log.info("model: %.2fM parameters, run dir %s", n_params / 1e6, run_dir)
     clips = demo_clips(held, t.num_demos) if t.demo_every and acc.is_main_process else None
     batches = micro_batches(dataset, cfg, state.step * t.grad_accum, acc)
+    if resume is None and t.get("data_init"):
+        if cfg.get("init_from"):
+            log.info("trainer.data_init skipped: the run starts from init_from's weights")
+        else:  # the first micro-batch, which step 0 trains on too (a resume sees the same)
+            init_from_data(training, next(micro_batches(dataset, cfg, 0, acc)), acc)
     bar = tqdm(total=t.max_steps, initial=state.step, disable=not acc.is_main_process)
     last, good = None, runs.newest_checkpoint(run_dir)
     unwrap = acc.unwrap_model

@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 from accelerate import Accelerator
+from accelerate.utils import broadcast
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
@@ -144,3 +145,18 @@ def build_training(
     if ema is not None:
         ema.to(acc.device)
     return Training(gen, dis, losses, weights, schedule, ema)
+
+
+def init_from_data(training: Training, audio: Tensor, acc: Accelerator) -> None:
+    """`trainer.data_init`: the autoencoder's data-dependent initialisation
+    (AudioAutoencoder.data_init) on the main process's first micro-batch, at the start of a
+    fresh run; every other process then takes its weights, and the EMA restarts from them."""
+    model = acc.unwrap_model(training.gen.module)
+    if acc.is_main_process:
+        model.data_init(audio.to(acc.device))
+    if acc.num_processes > 1:
+        for tensor in model.state_dict().values():
+            tensor.copy_(broadcast(tensor.contiguous(), from_process=0))
+    if training.ema is not None:
+        training.ema.model.load_state_dict(model.state_dict())
+    log.info("data-dependent initialisation on a batch of %d crops", len(audio))
