@@ -3,6 +3,7 @@ their checkpoints along the way, draw metric against CPU seconds.
 
     python bench/quality.py --recipes sat_recipe,recipe --seeds 0 1 --budget 1200
     python bench/quality.py --recipes "recipe:trainer.schedule.warmup_steps=0" --merge OUT
+    python bench/quality.py --recipes sat_recipe,sat_recipe@sat --seeds 2 --jobs 2
     python bench/quality.py --recipes smoke --budget 60 --checkpoint-every 1 --max-steps 2 \\
         --data DIR --out outputs/q           # what the test suite runs (seconds)
 
@@ -18,6 +19,12 @@ them, SI-SDR; per category), beside the untrained network (the same seed's initi
 step at learning rate 0) and the reference conditions identity and low-pass 4/8 kHz.
 Runs use --threads torch threads each (default 1, so that CPU seconds measure work even on a busy
 machine, where waiting threads spin) and --jobs of them train at once.
+
+PRESET@sat trains the preset with stable-audio-tools' own trainer instead (its train.py's flow,
+bench/sat_compare.py's `whole` job, from the venv of --sat-python, built as docs/benchmarks.md
+says), on the model config `audioae-convert --to-json` gives for the preset (what it cannot say
+is printed), the same data and seed; its Lightning checkpoints are evaluated the same way (their
+EMA weights). Its seed-0..N initial weights are audioae's: the untrained points agree.
 
 A recipe may carry overrides after a colon, separated by semicolons (an ablation:
 `recipe:trainer.schedule.warmup_steps=0;loss.weights.time.l1=0`); the whole spec names its line.

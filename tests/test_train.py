@@ -48,10 +48,10 @@ def test_resume_continues_at_the_same_step_and_matches_uninterrupted(tmp_path):
 
 
 def test_data_init_runs_once_at_a_fresh_start_and_resume_matches(tmp_path):
-    """trainer.data_init sets the weights from the first batch at a fresh start only: a run
+    """trainer.data_init=LEVEL sets the weights from the first batch at a fresh start only: a run
     resumed at step 1 ends with the uninterrupted run's weights, and both differ from a run
     without the init (the same seed and batches)."""
-    on = ("trainer.data_init=true", "trainer.checkpoint_every=1")
+    on = ("trainer.data_init=0.1", "trainer.checkpoint_every=1")
     straight, proc = train(tmp_path, "straight", "trainer.max_steps=2", *on, env=ON_CPU)
     assert "data-dependent initialisation on a batch of 2 crops" in proc.stdout + proc.stderr
     first, _ = train(tmp_path, "first", "trainer.max_steps=1", *on, env=ON_CPU)
@@ -59,7 +59,7 @@ def test_data_init_runs_once_at_a_fresh_start_and_resume_matches(tmp_path):
         tmp_path, "resumed", "trainer.max_steps=2", *on, f"resume={first}", env=ON_CPU
     )
     assert "data-dependent" not in proc.stdout + proc.stderr
-    plain, _ = train(tmp_path, "plain", "trainer.max_steps=2", env=ON_CPU)
+    plain, _ = train(tmp_path, "plain", "trainer.max_steps=2", "trainer.data_init=null", env=ON_CPU)
     a, b, c = (
         load_file(run / "checkpoints/step_00000002/model.safetensors")
         for run in (straight, resumed, plain)

@@ -151,13 +151,14 @@ class AudioAutoencoder(nn.Module):
         return self.decode(self.bottleneck.decode_tokens(codes))
 
     @torch.no_grad()
-    def data_init(self, audio: Tensor) -> None:
+    def data_init(self, audio: Tensor, level: float = 1.0) -> None:
         """Data-dependent initialisation (Salimans & Kingma, 2016) of the encoder's and the
         decoder's weight-normed convs on a batch of training audio (B, data_channels, T): each
         conv's gain and bias are set so that, on this batch, its output has zero mean and unit
-        std per channel; the decoder's last conv gives the target's std instead, so the output
-        starts at the level of the audio. The bottleneck's own initialisation (`init_std`) is
-        applied again afterwards. Nothing else changes: the same parameters and state dict.
+        std per channel; the decoder's last conv gives `level` times the target's std instead
+        (1: the output starts at the audio's level). The bottleneck's own initialisation
+        (`init_std`) is applied again afterwards. Nothing else changes: the same parameters and
+        state dict.
 
         Why (docs/benchmarks.md): with PyTorch's default initialisation an Oobleck decoder's
         output is its biases' constant, and what the latents add to it is 47 dB below that, so
@@ -168,7 +169,9 @@ class AudioAutoencoder(nn.Module):
         data_dependent_init(self.encoder, inputs)
         self.bottleneck.init_encoder_output(self.encoder)
         latents = self.bottleneck.encode(self.encoder(inputs), sample=False).latents
-        data_dependent_init(self.decoder, self.bottleneck.decode(latents), target.std().item())
+        data_dependent_init(
+            self.decoder, self.bottleneck.decode(latents), level * target.std().item()
+        )
 
     def forward(
         self, audio: Tensor, sample: bool = True, freeze_encoder: bool = False

@@ -30,7 +30,7 @@ class TrainerSchema:
     max_nonfinite: int = MISSING
     use_ema: bool = MISSING
     compile: bool = False
-    data_init: bool = False
+    data_init: float | None = None
     ema: dict[str, float] = MISSING
     schedule: Any = MISSING
     val_every: int = MISSING

@@ -169,6 +169,7 @@ def test_validation_runs_during_a_smoke_run_and_logs_metrics(tmp_path):
             "trainer.val_every=1",
             "trainer.val_batches=1",
             "trainer.demo_every=0",
+            "trainer.data_init=null",  # PyTorch's init: a step moves SI-SDR by well under 1 dB
         ),
         run,
     )

@@ -421,7 +421,7 @@ DEFAULT_BETAS = [0.8, 0.99]
 # ema-pytorch beta 0.9999, power 3/4;
 # G on even, D on odd steps, D trains during warmup; no gradient clipping).
 FIXED_TRAINING = {
-    "trainer.data_init": False,
+    "trainer.data_init": None,
     "trainer.ema.decay": 0.9999,
     "trainer.ema.power": 0.75,
     "trainer.schedule.disc_during_warmup": True,

@@ -10,6 +10,11 @@ Unlike stable-audio-tools, the reconstruction is passed as auraloss's `input` an
 as its `target`, so spectral convergence is normalised by the target magnitude (the reference
 swaps them on purpose, §11.3), and spectral convergence uses one norm over the batch as upstream
 auraloss does.
+`sc_norm` chooses how (SpectralConvergence): "batch" (this, the default), "crop" (one norm a
+crop, so a quiet crop counts as much as a loud one) or "sat" (stable-audio-tools' per-signal ratio
+over the reconstruction, which the presets converted from it state). On the real-audio set none
+of the three kept the recipe from collapsing, nor changed its mel distance much
+(docs/benchmarks.md, 2026-12-07).
 
 Spectral convergence `SC = ||Y - X||_F / ||Y||_F` (target Y, reconstruction X, STFT magnitudes)
 is undefined for a silent target, and auraloss's `SumAndDifferenceSTFTLoss` hits that on every

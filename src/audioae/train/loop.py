@@ -166,11 +166,13 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
         log.info("model: %.2fM parameters, run dir %s", n_params / 1e6, run_dir)
     clips = demo_clips(held, t.num_demos) if t.demo_every and acc.is_main_process else None
     batches = micro_batches(dataset, cfg, state.step * t.grad_accum, acc)
-    if resume is None and t.get("data_init"):
+    if resume is None and t.get("data_init") is not None:
         if cfg.get("init_from"):
             log.info("trainer.data_init skipped: the run starts from init_from's weights")
-        else:  # the first micro-batch, which step 0 trains on too (a resume sees the same)
-            init_from_data(training, next(micro_batches(dataset, cfg, 0, acc)), acc)
+        else:  # step 0's batch, all its micro-batches (a resume sees the same weights)
+            first = micro_batches(dataset, cfg, 0, acc)
+            batch = torch.cat([next(first) for _ in range(t.grad_accum)])
+            init_from_data(training, batch, acc, t.data_init)
     bar = tqdm(total=t.max_steps, initial=state.step, disable=not acc.is_main_process)
     last, good = None, runs.newest_checkpoint(run_dir)
     unwrap = acc.unwrap_model
