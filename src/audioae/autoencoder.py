@@ -163,6 +163,7 @@ class AudioAutoencoder(nn.Module):
         Why (docs/benchmarks.md): with PyTorch's default initialisation an Oobleck decoder's
         output is its biases' constant, and what the latents add to it is 47 dB below that, so
         early training fits the constant and the output stops depending on the input."""
+        training, _ = self.training, self.eval()  # no codebook updates from this batch
         inputs, target = self.inputs_and_targets(audio)
         if self.pretransform is not None:
             inputs, target = self.pretransform.encode(inputs), self.pretransform.encode(target)
@@ -172,6 +173,7 @@ class AudioAutoencoder(nn.Module):
         data_dependent_init(
             self.decoder, self.bottleneck.decode(latents), level * target.std().item()
         )
+        self.train(training)
 
     def forward(
         self, audio: Tensor, sample: bool = True, freeze_encoder: bool = False
