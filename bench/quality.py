@@ -40,7 +40,6 @@ last point of every run against the untrained network.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -54,7 +53,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import psutil
+import sat_compare  # bench/, beside this script
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,18 +69,6 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # evaluati
 
 def fail(message: str) -> None:
     sys.exit(f"quality: {message}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process and its descendants (DataLoader workers),
-    the children it already waited for included."""
-    proc = psutil.Process(pid)
-    total = 0.0
-    for q in (proc, *proc.children(recursive=True)):
-        with contextlib.suppress(psutil.Error):  # a worker that just ended
-            t = q.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
 
 
 def shown(path: Path) -> str:
@@ -157,8 +144,9 @@ def train(args, recipe: str, seed: int, run: Path, untrained: bool = False) -> l
     points: dict[Path, float] = {}
     used, stopping = 0.0, False
     while proc.poll() is None:
-        with contextlib.suppress(psutil.Error):  # the process just ended
-            used = cpu_seconds(proc.pid)
+        # the process tree's CPU seconds (DataLoader workers too); nan: it just ended
+        cpu = sat_compare.tree_cpu(proc.pid)
+        used = used if math.isnan(cpu) else cpu
         for ckpt in checkpoints(run):
             points.setdefault(ckpt, used)
         if used >= args.budget and not stopping:
@@ -193,8 +181,6 @@ def sat_command(args, preset, overrides, seed, run, steps, every, untrained):
     audioae-eval reads them (their EMA weights, as audioae's). Its loader needs a DataLoader
     worker (persistent_workers), whose CPU seconds count too."""
     import warnings
-
-    import sat_compare
 
     from audioae.convert import config_to_sat
     from audioae.convert.overrides import compose_train

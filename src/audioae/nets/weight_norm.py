@@ -67,11 +67,12 @@ def data_dependent_init(module: nn.Module, x: Tensor, out_std: float | None = No
 
     def normalise(m: nn.Module, _inputs, y: Tensor) -> Tensor:
         mean, std = y.mean((0, 2)), y.std((0, 2)).clamp_min(1e-8)
-        if isinstance(m, nn.ConvTranspose1d):
+        transposed = isinstance(m, nn.ConvTranspose1d)  # its g is per input channel
+        if transposed:
             std = std.pow(2).mean().sqrt().expand_as(mean)
         if m is last and out_std is not None:
             std = std / out_std
-        m.weight_g.div_(std.view(-1, 1, 1) if m.weight_g.shape[0] == len(std) else std[0])
+        m.weight_g.div_(std[0] if transposed else std.view(-1, 1, 1))
         if m.bias is not None:
             m.bias.sub_(mean).div_(std)
             y = y - mean[:, None]

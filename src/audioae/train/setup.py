@@ -150,8 +150,8 @@ def build_training(
 def init_from_data(training: Training, audio: Tensor, acc: Accelerator, level: float) -> None:
     """`trainer.data_init`: the autoencoder's data-dependent initialisation
     (AudioAutoencoder.data_init, the decoder's output at `level` times the audio's std) on the
-    main process's share of the first step's batch, at the start of a
-    fresh run; every other process then takes its weights, and the EMA restarts from them."""
+    main process's share of the first step's batch, at the start of a fresh run; every other
+    process then takes its weights, and the EMA restarts from them."""
     model = acc.unwrap_model(training.gen.module)
     if acc.is_main_process:
         model.data_init(audio.to(acc.device), level)
