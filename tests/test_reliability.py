@@ -356,6 +356,8 @@ def test_two_processes_train_the_gan_and_resume(tmp_path):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
     log = (run / "train.log").read_text()
+    # trainer.data_init (the default) set rank 0's weights from its first batch; rank 1 took them
+    assert log.count("data-dependent initialisation on a batch") == 1  # not again on resume
     assert "step 2: weights identical across 2 processes" in log
     assert "step 4: weights identical across 2 processes" in log
     assert "resumed from" in log
