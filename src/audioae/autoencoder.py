@@ -163,17 +163,20 @@ class AudioAutoencoder(nn.Module):
         Why (docs/benchmarks.md): with PyTorch's default initialisation an Oobleck decoder's
         output is its biases' constant, and what the latents add to it is 47 dB below that, so
         early training fits the constant and the output stops depending on the input."""
-        training, _ = self.training, self.eval()  # no codebook updates from this batch
-        inputs, target = self.inputs_and_targets(audio)
-        if self.pretransform is not None:
-            inputs, target = self.pretransform.encode(inputs), self.pretransform.encode(target)
-        data_dependent_init(self.encoder, inputs)
-        self.bottleneck.init_encoder_output(self.encoder)
-        latents = self.bottleneck.encode(self.encoder(inputs), sample=False).latents
-        data_dependent_init(
-            self.decoder, self.bottleneck.decode(latents), level * target.std().item()
-        )
-        self.train(training)
+        training = self.training
+        self.eval()  # no codebook or other buffer updates from this batch
+        try:
+            inputs, target = self.inputs_and_targets(audio)
+            if self.pretransform is not None:
+                inputs = self.pretransform.encode(inputs)
+                target = self.pretransform.encode(target)
+            data_dependent_init(self.encoder, inputs)
+            self.bottleneck.init_encoder_output(self.encoder)
+            latents = self.bottleneck.encode(self.encoder(inputs), sample=False).latents
+            out_std = level * target.std().item()
+            data_dependent_init(self.decoder, self.bottleneck.decode(latents), out_std)
+        finally:
+            self.train(training)
 
     def forward(
         self, audio: Tensor, sample: bool = True, freeze_encoder: bool = False
