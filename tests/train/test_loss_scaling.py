@@ -62,3 +62,26 @@ def test_an_overflow_skips_the_update_and_halves_the_scale():
     assert math.isfinite(net.update(acc))
     scaler.update()
     assert not torch.equal(net.module.weight, before[0])
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_clipping_rescales_the_gradient_to_the_threshold_and_returns_the_norm_before(scaled):
+    """`optim.*.clip_grad_norm` (the recipe's generator: 1000): the update uses the gradient
+    scaled to norm `clip`; the logged norm is the one before clipping; under fp16 the
+    threshold applies to the unscaled gradient."""
+    x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0]])
+    net, ref = sgd_net(0), sgd_net(0)
+    net.clip = 0.5
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0) if scaled else None
+    acc = SimpleNamespace(scaler=scaler, num_processes=1)
+    if scaled:
+        scaled_backward(net, scaler, x)
+    else:
+        net.module(x).square().sum().backward()
+    ref.module(x).square().sum().backward()
+    grads = [p.grad.clone() for p in ref.module.parameters()]
+    total = torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])).item()
+    assert total > 2  # far above the threshold, so the clipping matters
+    assert net.update(acc) == pytest.approx(total, rel=1e-6)
+    for p, q, g in zip(net.module.parameters(), ref.module.parameters(), grads):
+        torch.testing.assert_close(p, q.detach() - 0.1 * g * (0.5 / total), rtol=0, atol=1e-6)
