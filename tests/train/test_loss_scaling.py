@@ -66,9 +66,9 @@ def test_an_overflow_skips_the_update_and_halves_the_scale():
 
 @pytest.mark.parametrize("scaled", [False, True])
 def test_clipping_rescales_the_gradient_to_the_threshold_and_returns_the_norm_before(scaled):
-    """`optim.*.clip_grad_norm` (the recipe's generator: 1000): the update uses the gradient
-    scaled to norm `clip`; the logged norm is the one before clipping; under fp16 the
-    threshold applies to the unscaled gradient."""
+    """`optim.*.clip_grad_norm`: the update uses the gradient scaled to norm `clip`; the
+    logged norm is the one before clipping; under fp16 the threshold applies to the unscaled
+    gradient."""
     x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0]])
     net, ref = sgd_net(0), sgd_net(0)
     net.clip = 0.5
