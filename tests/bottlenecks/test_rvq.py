@@ -158,3 +158,20 @@ def test_codebooks_stay_identical_across_processes(tmp_path):
     a, b = torch.load(f"{out}.0"), torch.load(f"{out}.1")
     assert a["sync"] and b["sync"]
     torch.testing.assert_close(a["embed_avg"], b["embed_avg"], rtol=0, atol=0)
+
+
+def test_dead_codes_are_those_with_an_ema_count_below_the_absolute_threshold():
+    """SAT's `threshold_ema_dead_code: 2` is a count: a code used fewer than 2 times (EMA) is
+    replaced. vector-quantize-pytorch 1.34 made it a ratio of the mean count (a code at 3 of a
+    mean 100 would die too), hence the pin below 1.34 in pyproject.toml."""
+    torch.manual_seed(0)
+    b = _rvq(threshold_ema_dead_code=2.0).train()
+    b.encode(torch.randn(2, 4, 64))  # k-means init
+    codebook = b.quantizer.layers[0]._codebook
+    codebook.cluster_size.data.fill_(100.0)
+    codebook.cluster_size.data[0, 5] = 3.0  # rare, above the threshold: kept
+    codebook.cluster_size.data[0, 6] = 1.0  # below it: replaced by a batch vector
+    before = codebook.embed.data.clone()
+    codebook.expire_codes_(torch.randn(1, 128, 4))
+    changed = (codebook.embed.data != before).any(dim=-1)[0]
+    assert changed.nonzero().flatten().tolist() == [6]
