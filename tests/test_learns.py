@@ -20,6 +20,7 @@ import torch
 from audioae.data.synthetic import SyntheticMusic
 from audioae.inference.loading import load_model
 from audioae.losses.spectral import MultiResolutionSTFT
+from audioae.metrics import si_sdr
 from conftest import ON_CPU, run_cli
 
 RATE = 16000
@@ -41,7 +42,7 @@ def held_out(root: Path, kind: str) -> torch.Tensor:
     return torch.from_numpy(np.stack(clips))[..., : RATE // 8 * 8]
 
 
-def train(root: Path, name: str, steps: int, lr: float) -> Path:
+def train(root: Path, name: str, steps: int, lr: float, *overrides: str) -> Path:
     run = root / name
     run_cli(
         "audioae-train",
@@ -58,6 +59,7 @@ def train(root: Path, name: str, steps: int, lr: float) -> Path:
         f"optim.generator.optimizer.lr={lr}",
         "loss.weights.time.l1=1.0",  # as the default recipe
         f"hydra.run.dir={run}",
+        *overrides,
         cwd=root,
         env=ON_CPU,
     )
@@ -101,3 +103,20 @@ def test_a_tiny_model_learns_on_stereo_and_dual_mono_audio(tmp_path):
         y = run(trained, x)
         assert rms(y[0] - y[1]) > 0.05 * rms(x[0] - x[1]), kind
         assert rms(run(trained, 0.1 * x)) < 0.9 * rms(y), kind
+
+
+@pytest.mark.slow
+def test_a_tiny_model_learns_the_waveform_itself_from_the_time_domain_loss(tmp_path):
+    """The spectral losses ignore phase; the L1 term alone must teach the waveform (SI-SDR above
+    3 dB on held-out clips of both kinds: 8.8 / 12.3 dB on a 2-core AMD EPYC). It fails if the
+    trainer's output and target are shifted or their channels swapped against each other, which
+    no spectral loss would notice."""
+    write_set(tmp_path, "train", seed=0, count=8)
+    write_set(tmp_path, "test", seed=1000, count=2)
+    run = train(tmp_path, "l1", 150, 3e-3, "loss.weights.spec.mrstft=0", "loss.weights.spec.mel=0")
+    model = load_model(run)[0]
+    for kind in ("stereo", "mono"):
+        x = held_out(tmp_path, kind)
+        with torch.no_grad():
+            y = model.decode(model.encode(x, sample=False).latents)
+        assert float(si_sdr(y, x)) > 3, kind
