@@ -238,11 +238,12 @@ def plot(result: dict, path: Path) -> None:
     )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["-", "--", ":", "-."]
+    all_seeds = sorted({int(seed) for seeds in result["runs"].values() for seed in seeds})
     for j, cat in enumerate(cats):
         for i, (metric, label) in enumerate(METRICS.items()):
             ax = axes[i][j]
             for k, (recipe, seeds) in enumerate(result["runs"].items()):
-                for s, (seed, run) in enumerate(seeds.items()):
+                for seed, run in sorted(seeds.items(), key=lambda item: int(item[0])):
                     xs = [0.0] + [p["cpu_s"] for p in run["points"]]
                     ys = [run["untrained"][cat]["model"].get(metric)]
                     ys += [p["metrics"][cat]["model"].get(metric) for p in run["points"]]
@@ -250,7 +251,7 @@ def plot(result: dict, path: Path) -> None:
                     ax.plot(
                         xs,
                         ys,
-                        styles[s % 4],
+                        styles[all_seeds.index(int(seed)) % 4],  # one style per seed
                         color=colours[k % len(colours)],
                         marker=".",
                         label=f"{recipe} (seed {seed})",
