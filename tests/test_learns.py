@@ -66,6 +66,12 @@ def train(root: Path, name: str, steps: int, lr: float, *overrides: str) -> Path
     return run
 
 
+def reconstruct(model, x: torch.Tensor) -> torch.Tensor:
+    """The model's reconstruction of x from its latents' means, without gradients."""
+    with torch.no_grad():
+        return model.decode(model.encode(x, sample=False).latents)
+
+
 @pytest.mark.slow
 def test_a_tiny_model_learns_on_stereo_and_dual_mono_audio(tmp_path):
     write_set(tmp_path, "train", seed=0, count=8)
@@ -80,12 +86,8 @@ def test_a_tiny_model_learns_on_stereo_and_dual_mono_audio(tmp_path):
         RATE, 1, fft_sizes=(512, 128, 32), hop_sizes=(128, 32, 8), win_lengths=(512, 128, 32)
     )
 
-    def run(model, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return model.decode(model.encode(x, sample=False).latents)
-
     def loss(model, x: torch.Tensor) -> float:
-        y = run(model, x)
+        y = reconstruct(model, x)
         return float(
             stft(y.reshape(-1, 1, y.shape[-1]), x.reshape(-1, 1, x.shape[-1]))["spec/mrstft"]
         )
@@ -100,9 +102,9 @@ def test_a_tiny_model_learns_on_stereo_and_dual_mono_audio(tmp_path):
         # The output depends on the input: two clips give two different outputs, and a quieter
         # input a quieter output. (The untrained network, and the run that failed to learn,
         # give nearly one output for every input: ratios 0.004-0.007 and 1.000.)
-        y = run(trained, x)
+        y = reconstruct(trained, x)
         assert rms(y[0] - y[1]) > 0.05 * rms(x[0] - x[1]), kind
-        assert rms(run(trained, 0.1 * x)) < 0.9 * rms(y), kind
+        assert rms(reconstruct(trained, 0.1 * x)) < 0.9 * rms(y), kind
 
 
 @pytest.mark.slow
@@ -117,6 +119,4 @@ def test_a_tiny_model_learns_the_waveform_itself_from_the_time_domain_loss(tmp_p
     model = load_model(run)[0]
     for kind in ("stereo", "mono"):
         x = held_out(tmp_path, kind)
-        with torch.no_grad():
-            y = model.decode(model.encode(x, sample=False).latents)
-        assert float(si_sdr(y, x)) > 3, kind
+        assert float(si_sdr(reconstruct(model, x), x)) > 3, kind
