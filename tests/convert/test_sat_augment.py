@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from hydra.utils import instantiate
 from test_convert_cli import cli
 
@@ -35,6 +36,7 @@ def test_model_configs_select_the_phase_flipper(name):
     assert "augment=sat" in conversion.overrides
     aug = instantiate(conversion.cfg.augment)
     assert isinstance(aug, Augment) and aug.polarity_p == 0.5 and aug.active
+    assert aug.silence_p == 1e-3  # 0.0.20's training step zeroes one crop in a thousand
     assert aug.gain_db is None and aug.loudness_lufs is None
     assert aug.sample_rate == conversion.cfg.sample_rate
 
@@ -43,7 +45,7 @@ SAT_OBJECTIVE = (
     "bottleneck.init_std=null",
     "loss.terms.mel=null",
     "loss.weights.spec.mel=0",
-    "loss.terms.spectral.sc_norm=sat",
+    "loss.terms.spectral.form=sat",
     "trainer.data_init=null",
 )
 
@@ -52,7 +54,7 @@ def test_back_conversion_warns_when_the_augmentation_differs():
     with warnings.catch_warnings():
         warnings.simplefilter("error", SATConversionWarning)
         # nothing lost (audioae's defaults would be: SAT starts the VAE at the encoder's own
-        # initialisation and PyTorch's, has no mel term and its own spectral convergence)
+        # initialisation and PyTorch's, has no mel term and its own STFT loss)
         config_to_sat(compose_train("experiment=smoke", "augment=sat", *SAT_OBJECTIVE))
     for override, key in (
         ("augment=none", "augment.polarity_p"),
@@ -150,3 +152,27 @@ def test_cli_appends_the_dataset_overrides(tmp_path, capsys):
     words = out.split()
     assert status == 0 and words[-2:] == ["data=audio_dir", "data.path=/x"]
     assert "augment=sat" in words
+
+
+def test_silence_zeroes_crops_at_its_rate_and_leaves_the_other_draws_alone():
+    """augment.silence_p: a crop zeroed whole with that probability (0.0.20's silence -> silence
+    examples); the flips of every draw are those of the same seed without it."""
+    crop = torch.linspace(-0.5, 0.5, 64).repeat(2, 1)
+    plain = Augment(44100, seed=3, polarity_p=0.5)
+    silent = Augment(44100, seed=3, polarity_p=0.5, silence_p=0.25)
+    zeroed = 0
+    for n in range(400):
+        a, b = plain(crop, plain.rng(n)), silent(crop, silent.rng(n))
+        if b.abs().max() == 0:
+            zeroed += 1
+        else:
+            assert torch.equal(a, b)
+    assert 70 <= zeroed <= 130  # 100 expected; binomial sd 8.7
+    with pytest.raises(ConfigError, match="augment.silence_p=2"):
+        Augment(44100, silence_p=2)
+    with pytest.warns(SATConversionWarning, match=r"augment\.silence_p"):
+        config_to_sat(
+            compose_train(
+                "experiment=smoke", "augment=sat", *SAT_OBJECTIVE, "augment.silence_p=0"
+            )
+        )

@@ -29,7 +29,7 @@ from audioae.losses.weighting import flatten
 # audioae keys that stable-audio-tools states elsewhere or injects (not lost on the way).
 IMPLIED = {
     "bottleneck": {"latent_dim", "loss_weights"},
-    "loss.terms.spectral": {"channels", "sample_rate"},
+    "loss.terms.spectral": {"channels", "sample_rate", "sc_norm"},  # sc_norm: form=auraloss only
     "discriminator": {"in_channels", "channels", "sample_rate"},
     "pretransform": {"enable_grad"},
 }
@@ -106,8 +106,8 @@ def _training(c: dict, bspec: S.Component) -> dict:
         if not same(have, value):
             _lost(
                 f"augment.{key}",
-                f"{have}: stable-audio-tools always flips the polarity with p 0.5 (augment=sat) "
-                "and applies nothing else",
+                f"{have}: stable-audio-tools always flips the polarity with p 0.5 and silences "
+                "a crop with p 0.001 (augment=sat), and applies nothing else",
             )
     # Other terms (audioae's mel) change the objective only through their weights: a weighted
     # one is reported here, an unweighted one only logs.

@@ -358,7 +358,7 @@ PRETRANSFORMS = {
     ),
 }
 
-# loss_configs.spectral.config: the vendored auraloss MultiResolutionSTFTLoss / STFTLoss.
+# loss_configs.spectral.config: its modified auraloss MultiResolutionSTFTLoss / STFTLoss.
 SPECTRAL = Component(
     "loss.terms.spectral",
     "spectral",
@@ -383,8 +383,8 @@ SPECTRAL = Component(
         "w_diff": noop(1.0),
         "sample_rate": INJECTED,
     },
-    # its spectral convergence: per signal, over the reconstruction's norm (section 11 item 3)
-    fixed={"sc_norm": "sat"},
+    # 0.0.20's own STFT loss (losses/sat_stft.py), which replaced the auraloss copy
+    fixed={"form": "sat"},
 )
 
 # training.loss_configs when absent (training/autoencoders.py).
@@ -442,6 +442,7 @@ AUGMENT = {  # augment.KEY
     "loudness_lufs": None,
     "mono_p": 0.0,
     "channel_swap_p": 0.0,
+    "silence_p": 1e-3,  # 0.0.20's training step zeroes a crop with this probability
 }
 
 # Keys of audioae nodes that change memory or speed only: never reported as lost on the way back.

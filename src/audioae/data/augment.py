@@ -17,7 +17,9 @@ The steps, in this order, each off by default:
 4. a downmix to dual mono with probability ``mono_p`` and a reversal of the channel order (left
    and right swapped) with probability ``channel_swap_p`` (multi-channel crops only);
 5. a polarity flip (the whole crop negated) with probability ``polarity_p``, stable-audio-tools'
-   ``PhaseFlipper`` (p = 0.5, always on there).
+   ``PhaseFlipper`` (p = 0.5, always on there);
+6. silence: the whole crop zeroed with probability ``silence_p``, so that the model learns
+   silence -> silence (stable-audio-tools 0.0.20's training step, p = 1e-3, always on there).
 
 Silence: a crop whose gated loudness is undefined (every block below the -70 LUFS absolute
 gate, e.g. digital silence) is left at its level by step 1, and the gains of steps 1-2 together
@@ -67,6 +69,7 @@ class Augment:
         max_gain_db: largest total boost of steps 1-2 (silence guard).
         mono_p: probability of replacing every channel by the channel mean.
         channel_swap_p: probability of reversing the channel order.
+        silence_p: probability of zeroing the crop.
     """
 
     def __init__(
@@ -81,8 +84,9 @@ class Augment:
         max_gain_db: float = 30.0,
         mono_p: float = 0.0,
         channel_swap_p: float = 0.0,
+        silence_p: float = 0.0,
     ) -> None:
-        for name, p in (("polarity_p", polarity_p), ("mono_p", mono_p)):
+        for name, p in (("polarity_p", polarity_p), ("mono_p", mono_p), ("silence_p", silence_p)):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"augment.{name}={p}: a probability in [0, 1]")
         if not 0.0 <= channel_swap_p <= 1.0:
@@ -100,12 +104,13 @@ class Augment:
         self.loudness_lufs = None if loudness_lufs is None else float(loudness_lufs)
         self.loudness_range, self.max_peak = float(loudness_range), float(max_peak)
         self.max_gain_db = float(max_gain_db)
+        self.silence_p = silence_p
 
     @property
     def active(self) -> bool:
         """Whether any step can change a crop (the loop wraps the data only then)."""
         gain = self.gain_db is not None and self.gain_db != (0.0, 0.0)
-        probabilities = (self.polarity_p, self.mono_p, self.channel_swap_p)
+        probabilities = (self.polarity_p, self.mono_p, self.channel_swap_p, self.silence_p)
         return gain or self.loudness_lufs is not None or any(p > 0 for p in probabilities)
 
     def rng(self, n: int) -> np.random.Generator:
@@ -138,6 +143,8 @@ class Augment:
                 out = out.flip(0)
         if u[2] < self.polarity_p:
             out = -out
+        if u[3] < self.silence_p:
+            out = torch.zeros_like(out)
         return out.contiguous()
 
 

@@ -68,6 +68,7 @@ import auraloss
 import torch
 from torch import Tensor, nn
 
+from audioae.losses.sat_stft import KWeighting, TightMultiResolutionSTFT
 from audioae.metrics import mel_distance, min_length
 
 # The all-silent floor: the denominator is at least this fraction of the reconstruction's norm.
@@ -130,11 +131,23 @@ class MultiResolutionSTFT(nn.Module):
         scale_invariance: bool = False,
         eps: float = 1e-8,
         sc_norm: str = "batch",
+        form: str = "auraloss",
     ):
         super().__init__()
         if sc_norm not in ("batch", "crop", "sat"):
             raise ValueError(f"sc_norm={sc_norm!r}: expected batch, crop or sat")
+        if form not in ("auraloss", "sat"):
+            raise ValueError(f"form={form!r}: expected auraloss or sat")
         self.channels = channels
+        if form == "sat":
+            self._sat_form(sample_rate, fft_sizes, hop_sizes, w_sc, w_log_mag, w_lin_mag, eps)
+            if w_phs or scale is not None or scale_invariance or sc_norm != "batch":
+                raise ValueError(
+                    "form=sat takes no w_phs, scale, scale_invariance or sc_norm (they belong "
+                    "to form=auraloss)"
+                )
+            self.prefilter = KWeighting(sample_rate) if perceptual_weighting else None
+            return
         # torch.stft reflect-pads by n_fft // 2, which needs a longer input
         self.min_length = max(fft_sizes) // 2 + 1
         args = dict(
@@ -161,11 +174,22 @@ class MultiResolutionSTFT(nn.Module):
         self.per_channel = _multi_resolution(args, sc_norm, channels)
         self.sum_diff = _multi_resolution(args, sc_norm, 2) if channels == 2 else None
 
+    def _sat_form(self, sample_rate, fft_sizes, hop_sizes, w_sc, w_log_mag, w_lin_mag, eps):
+        """stable-audio-tools 0.0.20's loss (losses/sat_stft.py): the same stereo composition,
+        with its per-signal terms, tight STFT and K-weighting."""
+        self.min_length = max(fft_sizes)  # no centring: one frame needs n_fft samples
+        self.per_channel = TightMultiResolutionSTFT(
+            fft_sizes, hop_sizes, w_sc, w_log_mag, w_lin_mag, eps
+        )
+        self.sum_diff = self.per_channel if self.channels == 2 else None
+
     def forward(self, recon: Tensor, real: Tensor) -> dict[str, Tensor]:
         b, c, t = real.shape
         # Channels fold into the batch: the mean over channels of the per-channel loss.
         recon, real = recon.reshape(b * c, 1, t), real.reshape(b * c, 1, t)
-        if self.prefilter is not None:
+        if isinstance(self.prefilter, KWeighting):
+            recon, real = self.prefilter(recon), self.prefilter(real)
+        elif self.prefilter is not None:
             recon, real = self.prefilter(recon, real)
         loss = self.per_channel(recon, real)
         if self.sum_diff is not None:
