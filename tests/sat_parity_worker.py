@@ -29,7 +29,7 @@ def sat_import():
     (wandb: no logger; k_diffusion and friends) are stubbed when missing."""
     for _ in range(40):
         try:
-            import stable_audio_tools.models.autoencoders  # noqa: F401
+            import stable_audio_tools.models.autoencoders
             import stable_audio_tools.training.autoencoders  # noqa: F401
             from stable_audio_tools.models.factory import create_model_from_config
             from stable_audio_tools.training.factory import create_training_wrapper_from_config
@@ -134,22 +134,37 @@ def main(job_path: str) -> None:
         def __getitem__(self, i):
             return batches[i], {}
 
-    noise = Queue(torch.randn_like, [inputs[f"noise.{i}"] for i in range(job["steps"])],
-                  lambda t, *a, **k: t.shape)
-    silence = Queue(torch.rand, [inputs[f"silence.{i}"] for i in range(job["steps"])],
-                    rand_shape)
+    noise = Queue(
+        torch.randn_like,
+        [inputs[f"noise.{i}"] for i in range(job["steps"])],
+        lambda t, *a, **k: t.shape,
+    )
+    silence = Queue(torch.rand, [inputs[f"silence.{i}"] for i in range(job["steps"])], rand_shape)
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, precision=32, max_steps=job["steps"], max_epochs=1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Record()],
+        accelerator="cpu",
+        devices=1,
+        precision=32,
+        max_steps=job["steps"],
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[Record()],
     )
     loader = torch.utils.data.DataLoader(Batches(), batch_size=None, num_workers=0)
     with mock.patch.object(torch, "randn_like", noise), mock.patch.object(torch, "rand", silence):
         trainer.fit(wrapper, loader)
     save_file(record, str(out))
-    meta = {"stubbed": STUBBED, "lightning": pl.__version__, "torch": torch.__version__,
-            "noise_used": noise.used, "silence_used": silence.used,
-            "global_step": trainer.global_step}
+    meta = {
+        "stubbed": STUBBED,
+        "lightning": pl.__version__,
+        "torch": torch.__version__,
+        "noise_used": noise.used,
+        "silence_used": silence.used,
+        "global_step": trainer.global_step,
+    }
     Path(str(out) + ".json").write_text(json.dumps(meta))
 
 

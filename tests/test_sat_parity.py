@@ -32,7 +32,9 @@ from audioae.train.step import train_step
 
 SAT_PYTHON = Path(os.environ.get("AUDIOAE_SAT_PYTHON", "/tmp/satvenv/bin/python"))
 WORKER = Path(__file__).with_name("sat_parity_worker.py")
-CONFIG = Path(os.environ.get("AUDIOAE_SAT_CONFIGS", Path(__file__).parents[2] / "shared/sat-configs"))
+CONFIG = Path(
+    os.environ.get("AUDIOAE_SAT_CONFIGS", Path(__file__).parents[2] / "shared/sat-configs")
+)
 STEPS, BATCH, CROP, LATENT, RATIO = 12, 2, 8192, 4, 512
 
 pytestmark = [
@@ -83,12 +85,13 @@ def sat_run(tmp_path_factory):
            "steps": STEPS, "seed": 0, "out": str(folder / "sat.safetensors")}  # fmt: skip
     (folder / "job.json").write_text(json.dumps(job))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([str(SAT_PYTHON), str(WORKER), str(folder / "job.json")],
-                          capture_output=True, text=True, timeout=600, env=env, cwd=folder)  # fmt: skip
+    command = [str(SAT_PYTHON), str(WORKER), str(folder / "job.json")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=folder)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((folder / "sat.safetensors.json").read_text())
     assert meta["noise_used"] == STEPS and meta["silence_used"] == STEPS, meta
-    return folder, load_file(str(folder / "sat.safetensors")), meta
+    assert meta["global_step"] == STEPS, meta  # one optimizer step per batch: G, D, G, ...
+    return folder, load_file(str(folder / "sat.safetensors"))
 
 
 class Queue:
@@ -118,7 +121,7 @@ def close(ours: dict, theirs: dict, what: str, rtol: float) -> None:
 
 
 def test_training_steps_match_stable_audio_tools(sat_run):
-    folder, sat, meta = sat_run
+    folder, sat = sat_run
     batches = load_file(str(folder / "inputs.safetensors"))
     cfg = sat_config(folder / "config.json")
     assert cfg.loss.terms.spectral.form == "sat" and cfg.augment.silence_p == 1e-3
@@ -140,7 +143,9 @@ def test_training_steps_match_stable_audio_tools(sat_run):
             return _step(*args, **kwargs)
 
         net.opt.step = record
-    noise = Queue(torch.randn_like, [batches[f"noise.{i}"] for i in range(STEPS)], lambda x: x.shape)
+    noise = Queue(
+        torch.randn_like, [batches[f"noise.{i}"] for i in range(STEPS)], lambda x: x.shape
+    )
     w = t.weights
     with mock.patch.object(torch, "randn_like", noise):
         for i in range(STEPS):

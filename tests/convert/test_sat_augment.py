@@ -168,11 +168,9 @@ def test_silence_zeroes_crops_at_its_rate_and_leaves_the_other_draws_alone():
         else:
             assert torch.equal(a, b)
     assert 70 <= zeroed <= 130  # 100 expected; binomial sd 8.7
-    with pytest.raises(ConfigError, match="augment.silence_p=2"):
+    with pytest.raises(ConfigError, match=r"augment\.silence_p=2"):
         Augment(44100, silence_p=2)
     with pytest.warns(SATConversionWarning, match=r"augment\.silence_p"):
         config_to_sat(
-            compose_train(
-                "experiment=smoke", "augment=sat", *SAT_OBJECTIVE, "augment.silence_p=0"
-            )
+            compose_train("experiment=smoke", "augment=sat", *SAT_OBJECTIVE, "augment.silence_p=0")
         )

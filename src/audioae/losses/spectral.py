@@ -6,6 +6,11 @@ Stereo: the stable-audio-tools objective `SD + (L + R) / 2`, where SD is the los
 difference signals (L+R and L-R without 1/2, as auraloss's `SumAndDifferenceSTFTLoss`) and
 L, R the per-channel losses.
 
+`form="sat"` is stable-audio-tools 0.0.20's own loss instead (losses/sat_stft.py: K-weighting,
+a tight STFT, symmetric spectral convergence, a level-relative log term), in the same stereo
+composition; the converted stable-audio-tools presets use it. The rest of this docstring is
+about the default, `form="auraloss"`.
+
 Unlike stable-audio-tools, the reconstruction is passed as auraloss's `input` and the real audio
 as its `target`, so spectral convergence is normalised by the target magnitude (the reference
 swaps them on purpose, §11.3), and spectral convergence uses one norm over the batch as upstream
