@@ -235,7 +235,7 @@ def test_eval_skips_unreadable_files_in_a_folder_and_counts_them(run, bad, tmp_p
     assert sorted(r["file"] for r in report["files"]) == ["cut.wav", "good.wav", "six.wav"]
     assert [s["file"] for s in report["skipped"]] == ["junk.wav", "nan.wav"]
     assert report["means"]["overall"]["files"] == 3
-    assert "skipped 2 unreadable file(s) of 5" in proc.stdout
+    assert "skipped 2 file(s) of 5, not in the means: 2 unreadable" in proc.stdout
 
     # a file named on the command line is not skipped: it is the error
     named = cli("audioae-eval", str(run), str(bad / "junk.wav"), "--out", str(tmp_path / "e2"),

@@ -115,6 +115,11 @@ def parse_conditions(text: str) -> dict[str, float | None]:
             conditions[name] = None
         elif m := re.fullmatch(r"lowpass(\d+(?:\.\d+)?)k", name):
             conditions[name] = float(m.group(1)) * 1000
+            if conditions[name] <= 0:
+                raise EvalError(
+                    f"condition {name}: a low-pass at 0 Hz leaves nothing; use lowpassNk with "
+                    "N above 0 (e.g. lowpass4k)"
+                )
         else:
             raise EvalError(
                 f"unknown condition {name!r}: use identity or lowpassNk (e.g. lowpass4k)"
@@ -187,9 +192,6 @@ def evaluate(
         visqol_note = "ViSQOL: not computed (optional: pip install visqol-python)"
 
     def measure(est: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
-        short = metrics.min_length() - ref.shape[-1]
-        if short > 0:  # the 2048-sample STFT needs 1025 samples; pad both alike
-            est, ref = (torch.nn.functional.pad(x, (0, short)) for x in (est, ref))
         values = {
             "si_sdr": metrics.si_sdr(est, ref),
             "mel": metrics.mel_distance(est, ref, rate),
@@ -212,14 +214,19 @@ def evaluate(
     dependence = Dependence(rate)
     named = {Path(os.path.abspath(os.path.expanduser(n))) for n in inputs}
     start = time.perf_counter()
+
+    def skip(path: Path, kind: str, reason: str) -> None:
+        warnings.warn(f"{path}: {reason}; skipped", InputWarning, stacklevel=1)
+        entry = {"file": path.relative_to(root).as_posix(), "kind": kind, "reason": reason}
+        skipped.append(entry)
+
     for path in files:
         try:
             audio, file_rate = read_audio(path)
         except AudioAEError as e:
             if path in named:  # a file the user named is an error; one found in a folder not
                 raise
-            warnings.warn(f"{e}; skipped", InputWarning, stacklevel=1)
-            skipped.append({"file": path.relative_to(root).as_posix(), "reason": str(e)})
+            skip(path, "unreadable", str(e).removeprefix(f"{path}: "))
             continue
         if seconds is not None:
             audio = audio[:, : max(1, round(seconds * file_rate))]
@@ -227,6 +234,9 @@ def evaluate(
         x, ref = model.inputs_and_targets(
             to_model(audio, file_rate, rate, model.data_channels, str(path))
         )
+        if degenerate := unmeasurable(ref, rate):  # its scores would be padding or 0 / 0
+            skip(path, *degenerate)
+            continue
         enc = encode_long(model, x[None].to(device), chunk, overlap)
         est = decode_long(model, enc.latents, enc.length, chunk, overlap)[0]
         rel = path.relative_to(root)
@@ -249,7 +259,10 @@ def evaluate(
         print(table.row(entry["file"], entry["model"]), flush=True)
     elapsed = time.perf_counter() - start
     if not results:
-        raise EvalError(f"no readable audio file: all {len(skipped)} skipped (see the warnings)")
+        raise EvalError(
+            f"no file to measure: all {len(skipped)} skipped ({count_kinds(skipped)}; see the "
+            "warnings)"
+        )
 
     conds = ["model", *conds_hz]
     means = summarise(results, conds, names)
@@ -276,8 +289,12 @@ def evaluate(
     notes = [PAIRING_NOTE, *filter(None, [visqol_note])]
     if skipped:
         notes.append(
-            f"skipped {len(skipped)} unreadable file(s) of {len(files)} (listed under 'skipped')"
+            f"skipped {len(skipped)} file(s) of {len(files)}, not in the means: "
+            f"{count_kinds(skipped)} (listed under 'skipped')"
         )
+        print("skipped:")
+        for entry in skipped:
+            print(f"  {entry['file']}: {entry['reason']}")
     if nyquist := [c for c, hz in conds_hz.items() if hz is not None and hz >= rate / 2]:
         notes.append(
             f"{', '.join(nyquist)}: cutoff at or above the model's Nyquist ({rate / 2:g} Hz), "
@@ -318,6 +335,39 @@ def evaluate(
     write_csv(out / "results.csv", results, means, conds, names)
     print(f"results: {out / 'results.json'}, {out / 'results.csv'} ({elapsed:.1f} s)")
     return report
+
+
+SKIPPED = {
+    "unreadable": "unreadable",
+    "short": "too short for the metrics",
+    "silent": "silent reference",
+}
+# Below half a step of 16-bit audio: a reference no file format would hold as sound, against
+# which SI-SDR is 0 / 0 (about -160 dB) and the distances measure only the reconstruction.
+SILENT_PEAK = 2.0**-16
+
+
+def unmeasurable(ref: torch.Tensor, rate: int) -> tuple[str, str] | None:
+    """(kind, reason) when the metrics cannot score a reference (C, T) at `rate`: too short for
+    the 2048-sample STFT (its scores would be those of zero padding: a 1-sample file scores
+    SI-SDR +110 dB) or silent; else None."""
+    if ref.shape[-1] < metrics.min_length():
+        return "short", (
+            f"{SKIPPED['short']}: {ref.shape[-1]} sample(s) at {rate} Hz, the spectral "
+            f"distances need {metrics.min_length()} ({metrics.min_length() / rate * 1000:.0f} ms)"
+        )
+    if float(ref.abs().max()) < SILENT_PEAK:
+        return "silent", (
+            f"{SKIPPED['silent']}: peak {float(ref.abs().max()):.3g}, below {SILENT_PEAK:.3g} "
+            "(SI-SDR and relative distances are undefined against silence)"
+        )
+    return None
+
+
+def count_kinds(skipped: list[dict]) -> str:
+    """e.g. "1 unreadable, 2 too short for the metrics"."""
+    counts = {kind: sum(e["kind"] == kind for e in skipped) for kind in SKIPPED}
+    return ", ".join(f"{n} {SKIPPED[kind]}" for kind, n in counts.items() if n)
 
 
 def check_outputs(out: Path, force: bool) -> None:

@@ -114,17 +114,17 @@ def test_to_json_writes_stdout(tmp_path, capsys):
 def test_experiment_writes_the_preset(tmp_path, capsys):
     out = tmp_path / "presets"
     source = CONFIGS / "encodec_musicgen_rvq.json"
-    args = [str(source), "--experiment", "encodec_musicgen_rvq", "--out", str(out)]
+    args = [str(source), "--experiment", "my_musicgen", "--out", str(out)]
     status, printed, _ = cli(*args, capsys=capsys)
     assert status == 0
     assert printed.split() == [
         f"hydra.searchpath=[file://{out}]",
-        "experiment=encodec_musicgen_rvq",
+        "experiment=my_musicgen",
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SATConversionWarning)
-        expected = preset(convert(load_json(source), str(source)), "encodec_musicgen_rvq")
-    written = out / "experiment" / "encodec_musicgen_rvq.yaml"
+        expected = preset(convert(load_json(source), str(source)), "my_musicgen")
+    written = out / "experiment" / "my_musicgen.yaml"
     assert written.read_text() == expected
     written.write_text("# edited\n")
     status, _, err = cli(*args, capsys=capsys)

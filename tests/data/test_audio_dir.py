@@ -225,8 +225,8 @@ def test_all_silent_folder_raises_after_bounded_tries(tmp_path, monkeypatch):
         _write(tmp_path / f"{i:02d}.wav", np.zeros((8000, 1)), 8000)
     ds = AudioDir(str(tmp_path), sample_rate=8000, channels=1, sample_size=500, max_tries=4)
     reads = []
-    real_read = sf.read
-    monkeypatch.setattr(sf, "read", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    real_open = sf.SoundFile  # every crop opens its file once
+    monkeypatch.setattr(sf, "SoundFile", lambda *a, **k: reads.append(a) or real_open(*a, **k))
     with pytest.raises(DataError, match=r"no crop above -60\.0 dBFS in 4 file"):
         ds[0]
     assert len(reads) == 4 * 4  # max_tries crops of max_tries files, then a clear error

@@ -9,6 +9,7 @@ or e.g. CUDA out of memory): one line too, with its type, so that it can be repo
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -27,9 +28,11 @@ def fail(prog: str, message: str) -> None:
 
 
 def one_line(error: BaseException) -> str:
-    """The message of a user-facing error (AudioAEError or OSError) as one line."""
-    if isinstance(error, OSError):
-        return f"{error.filename or ''}: {error.strerror or error}".removeprefix(": ")
+    """The message of a user-facing error (AudioAEError or OSError) as one line; an OSError
+    names its path (both for a rename), whatever the call that raised it."""
+    if isinstance(error, OSError) and (error.filename is not None or error.strerror):
+        paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+        return f"{paths}: {error.strerror or error}".removeprefix(": ")
     return str(error).strip().replace("\n", " ")
 
 
@@ -59,12 +62,32 @@ def run_command(prog: str, body: Callable[[], T]) -> T:
         warnings.showwarning = default_show
 
 
+def positive(kind: type):
+    """An argparse type: a finite number of `kind` above 0 (NaN and infinity are refused)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not value > 0:
+            raise argparse.ArgumentTypeError(f"{text}: must be more than 0 (a finite number)")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+DEVICES = "auto, cpu, cuda, cuda:N, mps"
+
+
 def add_device_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1")
 
 
 def parse_device(name: str):
-    """A torch.device from --device: auto is CUDA when available, else the CPU."""
+    """A torch.device from --device: auto is CUDA when available, else the CPU. Only devices
+    that hold data and run the model are accepted (not e.g. `meta`)."""
     import torch
 
     if name == "auto":
@@ -72,9 +95,16 @@ def parse_device(name: str):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise AudioAEError(f"--device {name}: not a device (cpu, cuda, cuda:1, mps)") from None
+        raise AudioAEError(f"--device {name}: not a device ({DEVICES})") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise AudioAEError(f"--device {name}: not a device audioae runs on ({DEVICES})")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AudioAEError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise AudioAEError(f"--device {name}: this machine has {count} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise AudioAEError(f"--device {name}: MPS is not available on this machine")
     return device
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shlex
 import sys
@@ -111,13 +112,15 @@ def to_json(source: str, out: str | None, force: bool = False) -> None:
 def from_json(args: argparse.Namespace) -> None:
     from audioae.convert import convert, load_json, preset
 
-    conversion = convert(load_json(args.config), args.config, args.lenient)
+    config = load_json(args.config)
+    check_finite(config, args.config)
     if args.experiment:
         name = args.experiment
-        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
-            raise ConfigError(f"--experiment {name}: use letters, digits, '_' and '-' only")
         root = Path(args.out or "experiments").absolute()
         target = root / "experiment" / f"{name}.yaml"
+        check_preset_name(name, target)
+    conversion = convert(config, args.config, args.lenient)
+    if args.experiment:
         check_writable(root)
         check_new([target], args.force)
         overrides = [f"hydra.searchpath=[{searchpath_entry(root)}]", f"experiment={name}"]
@@ -126,9 +129,9 @@ def from_json(args: argparse.Namespace) -> None:
     if args.dataset:  # the data is given at train time: after the preset, never inside it
         from audioae.convert.sat_dataset import dataset_overrides
 
-        overrides = overrides + dataset_overrides(
-            load_json(args.dataset), args.dataset, args.lenient
-        )
+        dataset = load_json(args.dataset)
+        check_finite(dataset, args.dataset)
+        overrides = overrides + dataset_overrides(dataset, args.dataset, args.lenient)
     quote = sys.stdout.isatty() if args.quote is None else args.quote
     if not quote:
         spaced = [o for o in overrides if re.search(r"\s", o)]
@@ -142,6 +145,41 @@ def from_json(args: argparse.Namespace) -> None:
         write_text(target, preset(conversion, name))
         print(f"wrote {target}", file=sys.stderr)
     print(" ".join(shlex.quote(o) if quote else o for o in overrides))
+
+
+def check_preset_name(name: str, target: Path) -> None:
+    """A name a preset written to `target` can have: a file name Hydra's override grammar
+    takes, and not a built-in preset's, which Hydra finds first in its search path
+    (`experiment=NAME` would select it), unless `target` is that built-in file (regenerating
+    it)."""
+    from audioae.config import config_dir
+
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+        raise ConfigError(f"--experiment {name}: use letters, digits, '_' and '-' only")
+    presets = config_dir() / "experiment"
+    builtin = sorted(p.stem for p in presets.glob("*.yaml"))
+    if name in builtin and target.resolve() != (presets / f"{name}.yaml").resolve():
+        raise ConfigError(
+            f"--experiment {name}: a built-in preset has that name and experiment={name} would "
+            f"select it, not yours; choose another name (built-in: {', '.join(builtin)}; "
+            f"--out {config_dir()} regenerates the built-in one)"
+        )
+
+
+def check_finite(tree, source: str, path: str = "") -> None:
+    """Refuse NaN and infinities (which Python's JSON reader accepts) anywhere in a config,
+    naming the key: no training value can be one."""
+    if isinstance(tree, float) and not math.isfinite(tree):
+        raise ConfigError(
+            f"{source}: {path or 'the top level'}: {json.dumps(tree)} is not a finite number; "
+            "use a finite number (NaN and Infinity are not valid JSON numbers)"
+        )
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            check_finite(value, source, f"{path}.{key}" if path else str(key))
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            check_finite(value, source, f"{path}[{i}]")
 
 
 def searchpath_entry(folder: Path) -> str:

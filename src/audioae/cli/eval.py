@@ -30,6 +30,7 @@ from audioae.cli.common import (
     add_device_option,
     parse_chunking,
     parse_device,
+    positive,
     run_command,
 )
 
@@ -69,20 +70,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--force", action="store_true", help="overwrite results.json, results.csv and the report"
     )
     return p.parse_args(argv)
-
-
-def positive(kind: type):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text}: must be more than 0")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def looks_like_model(name: str) -> bool:

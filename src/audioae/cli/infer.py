@@ -56,14 +56,9 @@ def _audio_options(p: argparse.ArgumentParser) -> None:
 
 def _check_audio_format(args: argparse.Namespace) -> None:
     """Fail before any work on an audio format or subtype soundfile cannot write."""
-    import soundfile as sf
+    from audioae.inference.audio import audio_subtype
 
-    fmt = args.format.upper()
-    if fmt not in sf.available_formats():
-        choices = ", ".join(sorted(f.lower() for f in sf.available_formats()))
-        raise AudioAEError(f"--format {args.format}: not a format soundfile writes ({choices})")
-    if args.subtype and not sf.check_format(fmt, args.subtype):
-        raise AudioAEError(f"--subtype {args.subtype}: not valid for {args.format}")
+    audio_subtype(args.format, args.subtype)
 
 
 class Session:
@@ -104,6 +99,13 @@ class Session:
         from audioae.inference import decode_long
 
         return decode_long(self.model, latents[None], length, self.chunk, self.overlap)[0]
+
+    def check_audio_format(self) -> None:
+        """Fail before the model runs when the codec refuses the model's rate or channels."""
+        from audioae.inference.audio import check_writable_audio
+
+        m = self.model
+        check_writable_audio(self.args.format, self.args.subtype, m.sample_rate, m.out_channels)
 
     def write_audio(self, path: Path, audio: torch.Tensor) -> None:
         from audioae.inference.audio import write_audio
@@ -182,23 +184,21 @@ def _decode(args: argparse.Namespace) -> None:
     _check_audio_format(args)
     outs = _outputs(args, f".{args.format}")
     s = Session(args)
+    s.check_audio_format()
     m = s.model
     if args.from_codes and not m.is_discrete:
         raise AudioAEError("--from-codes: the model's bottleneck is continuous; it has no codes")
     args.out.mkdir(parents=True, exist_ok=True)
     for f, out in zip(_progress(args.inputs, "audioae-decode"), outs):
         latents, codes, meta = latents_file.load_latents(f)
+        frames = (latents if latents is not None else codes).shape[-1]
+        length = latents_file.decode_length(f, meta, frames, m.sample_rate, m.downsampling_ratio)
         if meta.get("model_hash") and meta["model_hash"] != s.model_hash:
             print(
-                f"audioae-decode: warning: {f} was encoded by model {meta['model_hash'][:12]}, "
-                f"decoding with {s.model_hash[:12]}",
+                f"audioae-decode: warning: {f} was encoded by model {str(meta['model_hash'])[:12]}"
+                f", decoding with {s.model_hash[:12]}",
                 file=sys.stderr,
             )
-        if meta.get("sample_rate") not in (None, m.sample_rate):
-            raise AudioAEError(
-                f"{f}: encoded at {meta['sample_rate']} Hz, the model runs at {m.sample_rate} Hz"
-            )
-        length = meta.get("length")
         if args.from_codes and codes is None:
             raise AudioAEError(f"{f}: holds no codes (--from-codes)")
         if codes is not None and (args.from_codes or latents is None):
@@ -238,6 +238,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
     _check_audio_format(args)
     outs = _outputs(args, f".{args.format}")
     s = Session(args)
+    s.check_audio_format()
     args.out.mkdir(parents=True, exist_ok=True)
     for f, out in zip(_progress(args.inputs, "audioae-reconstruct"), outs):
         x, _ = s.read(f)

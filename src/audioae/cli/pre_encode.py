@@ -16,7 +16,13 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from audioae.cli.common import add_chunk_options, add_device_option, parse_device, run_command
+from audioae.cli.common import (
+    add_chunk_options,
+    add_device_option,
+    parse_device,
+    positive,
+    run_command,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -31,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", "-o", required=True, type=Path, help="output folder (created)")
     p.add_argument(
         "--seconds",
-        type=float,
+        type=positive(float),
         help="cut each file into consecutive crops of this length, the last zero-padded "
         "(padding_mask 0 there); default: whole files",
     )

@@ -36,6 +36,7 @@ from torchaudio.functional import resample
 
 from audioae.data import manifest as manifests
 from audioae.data.manifest import EXTENSIONS, DataError, MissingDataError, find_audio
+from audioae.files import InputWarning, special_kind
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def _usable(
                 message = f"AudioDir: skipping unreadable file {file}: " + e.error.removeprefix(
                     "unreadable: "
                 )
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(message, InputWarning, stacklevel=3)
             continue
         files.append(_File(file, e.frames, e.sample_rate, e.channels))
     if not files:
@@ -355,13 +356,15 @@ class AudioDir(Dataset[torch.Tensor]):
     def _warn_once(self, index: int, kind: str, message: str) -> None:
         if (index, kind) not in self._warned:
             self._warned.add((index, kind))
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(message, InputWarning, stacklevel=3)
 
     def _crop(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, bool] | None:
         """A (channels, sample_size) crop of file ``index`` and whether its offset was random;
         None if the file fails to decode."""
         file = self.files[index]
         try:
+            if special := special_kind(file.path):  # listed as audio, now a pipe: reading blocks
+                raise OSError(f"{special}, not a regular file")
             return read_crop(
                 file.path,
                 file,
@@ -393,22 +396,34 @@ def read_crop(
     problems are passed to ``warn(kind, message)``; a decoding failure raises (RuntimeError or
     OSError)."""
     sample_rate, channels, size = shape
-    rate, out_rate = file.sample_rate, sample_rate
-    # The offset is drawn in output samples over the resampled file's length. Reading starts
-    # a kernel's reach early (so the crop's edges are filtered like its middle), at a frame
-    # that is a multiple of rate / gcd: there the output grid of the excerpt coincides with
-    # that of the whole file, so a crop equals the same window of the resampled file.
-    total = math.ceil(file.frames * out_rate / rate)
-    random_offset = total > size
-    offset = int(rng.integers(0, total - size + 1)) if random_offset else 0
-    reach, step = 0, 1
-    if rate != out_rate:
-        reach = math.ceil(_RESAMPLE_ZEROS * rate / (0.99 * min(rate, out_rate))) + 1
-        step = rate // math.gcd(rate, out_rate)
-        step = step if step <= _MAX_ALIGN else 1  # odd rate pairs: sub-sample grid shift
-    start = max(math.floor(offset * rate / out_rate) - reach, 0) // step * step
-    stop = math.ceil((offset + size) * rate / out_rate) + reach
-    data, _ = sf.read(source, start=start, frames=stop - start, dtype="float32", always_2d=True)
+    with sf.SoundFile(source) as f:
+        listed = file
+        file = _File(file.path, f.frames, f.samplerate, f.channels)
+        if file != listed:  # rewritten since the scan or manifest: its real rate is the pitch
+            warn(
+                "changed",
+                f"AudioDir: {file.path} changed since it was listed: now {file.frames} frames at "
+                f"{file.sample_rate} Hz, {file.channels} channel(s) (listed: {listed.frames} at "
+                f"{listed.sample_rate} Hz, {listed.channels}); read as it is now",
+            )
+        rate, out_rate = file.sample_rate, sample_rate
+        # The offset is drawn in output samples over the resampled file's length. Reading
+        # starts a kernel's reach early (so the crop's edges are filtered like its middle), at a
+        # frame that is a multiple of rate / gcd: there the output grid of the excerpt coincides
+        # with that of the whole file, so a crop equals the same window of the resampled file.
+        total = math.ceil(file.frames * out_rate / rate)
+        random_offset = total > size
+        offset = int(rng.integers(0, total - size + 1)) if random_offset else 0
+        reach, step = 0, 1
+        if rate != out_rate:
+            reach = math.ceil(_RESAMPLE_ZEROS * rate / (0.99 * min(rate, out_rate))) + 1
+            step = rate // math.gcd(rate, out_rate)
+            step = step if step <= _MAX_ALIGN else 1  # odd rate pairs: sub-sample grid shift
+        start = max(math.floor(offset * rate / out_rate) - reach, 0) // step * step
+        stop = math.ceil((offset + size) * rate / out_rate) + reach
+        if start:
+            f.seek(start)
+        data = f.read(max(0, min(stop, file.frames) - start), dtype="float32", always_2d=True)
     if not np.isfinite(data).all():
         warn("finite", f"AudioDir: {file.path} has NaN/inf samples; they are set to 0")
         data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
@@ -422,6 +437,13 @@ def read_crop(
         audio = torch.nn.functional.pad(audio, (0, size - audio.shape[1]))
     if audio.shape[0] < channels:  # mono to C: repeated after the resampling
         audio = audio.expand(channels, -1)
+    over = audio.abs() > 1.0
+    if over.any():  # the model would learn a clipped target without a word
+        warn(
+            "clip",
+            f"AudioDir: {file.path} goes beyond full scale (peak {audio.abs().max().item():.3g}): "
+            f"{over.float().mean().item():.2%} of a crop's samples clipped to [-1, 1]",
+        )
     return audio.clamp(-1.0, 1.0), random_offset
 
 

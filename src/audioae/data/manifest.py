@@ -42,21 +42,13 @@ EXTENSIONS = ("wav", "flac", "ogg", "mp3")  # searched by default
 
 
 def find_audio(root: str, extensions: Sequence[str] = EXTENSIONS) -> list[str]:
-    """Files under root whose extension (case-insensitive) is listed; hidden names skipped;
-    symlinked folders followed once; sorted by relative path."""
-    found, seen, wanted = [], set(), {e.lower().lstrip(".") for e in extensions}
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:  # a symlink cycle
-            dirs.clear()
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            ext = os.path.splitext(name)[1][1:].lower()
-            if not name.startswith(".") and ext in wanted:
-                found.append(os.path.join(folder, name))
-    return sorted(found, key=lambda p: os.path.relpath(p, root))
+    """Regular files under root whose extension (case-insensitive) is listed; hidden names
+    skipped; symlinked folders followed once; sorted by relative path (audioae.files.walk:
+    a pipe, socket or device is skipped with a warning naming it)."""
+    from audioae.files import walk
+
+    wanted = {e.lower().lstrip(".") for e in extensions}
+    return walk(root, lambda name: os.path.splitext(name)[1][1:].lower() in wanted)
 
 
 CACHE_NAME = ".audioae-manifest.jsonl"  # AudioDir's own manifest, in the data folder

@@ -50,6 +50,7 @@ except ImportError as e:  # the optional [data] extra
     raise ImportError(f"data=webdataset needs webdataset: pip install 'audioae[data]' ({e})") from e
 
 from audioae.data.audio_dir import EXTENSIONS, AudioDir, DataError, _File, read_crop, split_holdout
+from audioae.files import InputWarning
 
 log = logging.getLogger(__name__)
 
@@ -312,8 +313,12 @@ class Shards(IterableDataset[torch.Tensor]):
                 raise RuntimeError("no audio frames")
             threshold = 10.0 ** (self.silence_db / 20.0)
             shape = (self.sample_rate, self.channels, self.sample_size)
+
+            def warn(kind: str, message: str) -> None:  # once per member and kind
+                self._warn(f"{name}|{kind}", message.replace("AudioDir:", "Shards:", 1))
+
             for _ in range(self.max_tries):
-                audio, random_offset = read_crop(io.BytesIO(data), file, shape, rng, self._warn_as)
+                audio, random_offset = read_crop(io.BytesIO(data), file, shape, rng, warn)
                 if audio.abs().max().item() >= threshold:
                     return Member(audio, url, key, _metadata(sample, name, self._warn))
                 if not random_offset:
@@ -323,13 +328,10 @@ class Shards(IterableDataset[torch.Tensor]):
             self._warn(name, f"Shards: skipping member {key}.{suffix} of {url}: {_reason(e)}")
             return None
 
-    def _warn_as(self, kind: str, message: str) -> None:
-        self._warn(message, message.replace("AudioDir:", "Shards:", 1))
-
     def _warn(self, what: str, message: str) -> None:
         if what not in self._warned:  # per reader (each DataLoader worker has its own copy)
             self._warned.add(what)
-            warnings.warn(message, stacklevel=2)
+            warnings.warn(message, InputWarning, stacklevel=2)
 
 
 class HeldOutShards(Dataset[torch.Tensor]):

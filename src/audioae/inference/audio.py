@@ -15,7 +15,7 @@ from torch import Tensor
 
 from audioae import autoencoder
 from audioae.errors import AudioAEError
-from audioae.files import InputWarning, atomic_write
+from audioae.files import InputWarning, atomic_write, special_kind
 
 BLOCK = 1 << 20  # frames per read: what was read before a mid-file error is kept
 
@@ -29,6 +29,8 @@ def read_audio(path: str | Path) -> tuple[Tensor, int]:
     error; a truncated file (fewer frames than its header declares, or a read error after some
     frames) is a warning (InputWarning) and what was read is used."""
     path = Path(path)
+    if kind := special_kind(path):  # a pipe would block the read for ever
+        raise AudioAEError(f"{path}: {kind}, not an audio file")
     if not path.is_file():
         raise AudioAEError(f"{path}: no such file")
     blocks: list[np.ndarray] = []
@@ -113,18 +115,64 @@ def to_model(audio: Tensor, rate: int, sample_rate: int, channels: int, source: 
     return audio
 
 
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+# Lossy codecs take float input as it is; every other subtype stores integers.
+UNCLIPPED = (*FLOAT_SUBTYPES, "VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III")
+
+
+def audio_subtype(fmt: str, subtype: str | None = None) -> str:
+    """The soundfile subtype to write format `fmt` (a file ending: wav, flac, ogg, mp3, ...)
+    with: `subtype`, checked, or 32-bit float for WAV-like formats, 24-bit for FLAC, the
+    format's own default otherwise (Vorbis for OGG, MPEG layer III for MP3). Fails on a
+    format or combination soundfile cannot write, so commands check before any work."""
+    fmt = fmt.upper()
+    if fmt not in sf.available_formats():
+        choices = ", ".join(sorted(f.lower() for f in sf.available_formats()))
+        raise AudioAEError(f"--format {fmt.lower()}: not a format soundfile writes ({choices})")
+    if subtype is None:
+        subtype = {"WAV": "FLOAT", "AIFF": "FLOAT", "W64": "FLOAT", "CAF": "FLOAT",
+                   "FLAC": "PCM_24"}.get(fmt) or sf.default_subtype(fmt)  # fmt: skip
+    if not subtype or not sf.check_format(fmt, subtype):
+        choices = ", ".join(sorted(sf.available_subtypes(fmt)))
+        raise AudioAEError(f"--subtype {subtype}: not valid for {fmt.lower()} ({choices})")
+    return subtype
+
+
+def check_writable_audio(fmt: str, subtype: str | None, sample_rate: int, channels: int) -> None:
+    """Write a moment of silence in memory as `write_audio` would write the outputs, so that
+    what the codec refuses (Opus at 44.1 kHz) fails before the model runs."""
+    import io
+
+    subtype = audio_subtype(fmt, subtype)
+    try:
+        sf.write(io.BytesIO(), np.zeros((sample_rate // 10, channels), np.float32), sample_rate,
+                 subtype=subtype, format=fmt.upper())  # fmt: skip
+    except Exception as e:
+        raise AudioAEError(
+            f"--format {fmt.lower()} --subtype {subtype}: cannot write {sample_rate} Hz, "
+            f"{channels} channel(s) ({_reason(e)})"
+        ) from None
+
+
 def write_audio(path: str | Path, audio: Tensor, sample_rate: int, subtype: str | None) -> None:
-    """Write (C, T) audio (atomically); the subtype defaults to 32-bit float for WAV and 24-bit
-    for FLAC."""
+    """Write (C, T) audio (atomically); the subtype defaults as `audio_subtype` says. Integer
+    subtypes clip what lies beyond full scale, with a warning (InputWarning) saying how much."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").upper()
-    if subtype is None:
-        subtype = "FLOAT" if fmt in ("WAV", "AIFF", "W64", "CAF") else "PCM_24"
+    subtype = audio_subtype(fmt, subtype)
     data = audio.detach().cpu().float().numpy().T
-    if subtype.startswith("PCM"):
+    if subtype not in UNCLIPPED and (over := np.abs(data) > 1.0).any():
+        warnings.warn(
+            f"{path}: {over.mean():.2%} of the samples beyond full scale (peak "
+            f"{np.abs(data).max():.3g}) clipped to [-1, 1] by the integer subtype {subtype}; "
+            + ("--subtype FLOAT" if sf.check_format(fmt, "FLOAT") else "--format wav")
+            + " keeps them",
+            InputWarning,
+            stacklevel=2,
+        )
         data = data.clip(-1.0, 1.0)
     try:
         with atomic_write(path) as tmp:
             sf.write(str(tmp), data, sample_rate, subtype=subtype, format=fmt)
     except Exception as e:
-        raise AudioAEError(f"{path}: cannot write audio ({e})") from None
+        raise AudioAEError(f"{path}: cannot write audio ({_reason(e)})") from None

@@ -65,7 +65,7 @@ def export(
 
         sat_config = to_sat(cfg)
     tensors = {k: v.detach().contiguous() for k, v in state.items()}
-    stats = None if latent_stats is None else _latent_stats(latent_stats, state_hash(tensors))
+    stats = latent_stats and _latent_stats(latent_stats, state_hash(tensors), model.latent_dim)
     check_writable(out)
     check_new([out / n for n in (WEIGHTS, CONFIG, SAT_CONFIG, LATENT_STATS)], force)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,9 +108,9 @@ def export_foreign(model, sample_rate: int, out: Path, format: str, sat: bool, f
     return digest
 
 
-def _latent_stats(path: Path, digest: str) -> dict:
+def _latent_stats(path: Path, digest: str, channels: int) -> dict:
     """A stats.json, refused when it was computed with other weights than the exported ones."""
-    stats = read_stats(path)
+    stats = read_stats(path, channels)
     made_with = stats.get("model_hash")
     if made_with and made_with != digest:
         raise AudioAEError(

@@ -99,8 +99,10 @@ class Moments:
         }
 
 
-def read_stats(path: str | Path) -> dict:
-    """A stats.json, checked for the keys a model's latent statistics need."""
+def read_stats(path: str | Path, channels: int | None = None) -> dict:
+    """A stats.json, checked for the keys a model's latent statistics need: per-channel mean
+    and std of one length (that of the model's latents, `channels`, when given), finite, and
+    a positive scale."""
     path = Path(path)
     try:
         stats = json.loads(path.read_text())
@@ -108,10 +110,38 @@ def read_stats(path: str | Path) -> dict:
         raise AudioAEError(f"{path}: no such file") from None
     except (OSError, ValueError) as e:
         raise AudioAEError(f"{path}: not a readable stats.json ({e})") from None
+    if not isinstance(stats, dict):
+        raise AudioAEError(f"{path}: not audioae-pre-encode's stats.json (not a JSON object)")
     missing = [k for k in ("mean", "std", "global_std", "scale") if k not in stats]
-    if not isinstance(stats, dict) or missing:
+    if missing:
         raise AudioAEError(f"{path}: not audioae-pre-encode's stats.json (no {', '.join(missing)})")
+    for key in ("mean", "std"):
+        values = stats[key]
+        if not isinstance(values, list) or not all(_number(v) for v in values):
+            raise AudioAEError(f'{path}: "{key}" must be a list of finite numbers')
+    for key in ("global_std", "scale"):
+        if not _number(stats[key]) or stats[key] <= 0:
+            raise AudioAEError(
+                f'{path}: "{key}" is {json.dumps(stats[key])}; expected a finite number above 0'
+            )
+    sizes = {len(stats["mean"]), len(stats["std"])} | (
+        {stats["channels"]} if "channels" in stats else set()
+    )
+    if len(sizes) > 1:
+        raise AudioAEError(
+            f'{path}: "mean" has {len(stats["mean"])} channel(s), "std" '
+            f'{len(stats["std"])}, "channels" is {stats.get("channels")}: they must agree'
+        )
+    if channels is not None and len(stats["mean"]) != channels:
+        raise AudioAEError(
+            f"{path}: statistics of {len(stats['mean'])} latent channel(s), but the model's "
+            f"latents have {channels} (latent_dim); pre-encode with this model"
+        )
     return stats
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_latent_stats(checkpoint: str | Path) -> dict | None:

@@ -9,6 +9,7 @@ NAME.json          the metadata (`metadata`), beside either
 from __future__ import annotations
 
 import json
+import warnings
 from importlib.metadata import version
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from audioae.autoencoder import AudioAutoencoder
 from audioae.errors import AudioAEError
-from audioae.files import atomic_write
+from audioae.files import InputWarning, atomic_write
 
 FORMATS = ("safetensors", "npy")
 _ENDINGS = (".codes.npy", ".safetensors", ".npy", ".json")
@@ -82,7 +83,8 @@ def outputs(out: Path) -> list[Path]:
 
 def save_latents(out: Path, latents: Tensor, codes: Tensor | None, meta: dict) -> None:
     """Write latents (D, L) and codes (Q, L) to `out` (.safetensors or .npy) and NAME.json,
-    each atomically."""
+    each atomically; a NAME.codes.npy of an earlier encode is removed when there are no codes
+    now (it counts as an output: `outputs`)."""
     from safetensors.torch import save_file
 
     if out.suffix == ".safetensors":
@@ -97,6 +99,8 @@ def save_latents(out: Path, latents: Tensor, codes: Tensor | None, meta: dict) -
         if codes is not None:
             with atomic_write(_sibling(out, ".codes.npy")) as tmp:
                 np.save(tmp, codes.cpu().numpy())
+        else:  # decode --from-codes would read it with these latents
+            _sibling(out, ".codes.npy").unlink(missing_ok=True)
     with atomic_write(_sibling(out, ".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -104,7 +108,7 @@ def save_latents(out: Path, latents: Tensor, codes: Tensor | None, meta: dict) -
 def load_latents(path: Path) -> tuple[Tensor | None, Tensor | None, dict]:
     """(latents (D, L) or None, codes (Q, L) or None, metadata) of an encoded file."""
     sidecar = _sibling(path, ".json")
-    meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    meta = _read_sidecar(sidecar) if sidecar.exists() else {}
     latents = codes = None
     try:
         if path.suffix == ".safetensors":
@@ -121,6 +125,14 @@ def load_latents(path: Path) -> tuple[Tensor | None, Tensor | None, dict]:
             latents = torch.from_numpy(np.load(path, allow_pickle=False))
             coded = _sibling(path, ".codes.npy")
             codes = torch.from_numpy(np.load(coded, allow_pickle=False)) if coded.exists() else None
+            if codes is not None and meta.get("discrete") is False:
+                warnings.warn(
+                    f"{coded}: ignored: {sidecar} records latents of a continuous model, "
+                    "without codes (left from an earlier encode?)",
+                    InputWarning,
+                    stacklevel=2,
+                )
+                codes = None
         else:
             raise AudioAEError(f"{path}: expected .safetensors or .npy latents")
     except AudioAEError:
@@ -134,7 +146,60 @@ def load_latents(path: Path) -> tuple[Tensor | None, Tensor | None, dict]:
     for name, t in (("latents", latents), ("codes", codes)):
         if t is not None and t.shape[-1] == 0:
             raise AudioAEError(f"{path}: {name} of shape {tuple(t.shape)}: 0 frames")
+    if latents is not None and latents.is_floating_point() and not latents.isfinite().all():
+        bad = ~latents.isfinite()
+        c, t = bad.nonzero()[0].tolist()
+        raise AudioAEError(
+            f"{path}: latents hold {int(bad.sum())} NaN or infinite value(s) (the first at "
+            f"channel {c}, frame {t}); they would decode to NaN audio"
+        )
     return latents, codes, meta
+
+
+def _read_sidecar(sidecar: Path) -> dict:
+    try:
+        meta = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as e:
+        raise AudioAEError(
+            f"{sidecar}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); it should "
+            "be the metadata audioae-encode wrote"
+        ) from None
+    if not isinstance(meta, dict):
+        raise AudioAEError(f"{sidecar}: expected a JSON object (audioae-encode's metadata)")
+    return meta
+
+
+def decode_length(path: Path, meta: dict, frames: int, sample_rate: int, ratio: int) -> int | None:
+    """The number of samples to keep when latents of `frames` frames from `path` are decoded
+    by a model of `sample_rate` and downsampling `ratio` (None: all of them), after checking
+    that its metadata (`load_latents`) fits that model: the same rate and ratio, and a length
+    that is a whole number of samples in 1..frames * ratio."""
+    sidecar = _sibling(path, ".json")
+    where = sidecar if sidecar.exists() else f"{path} (its metadata)"
+    rate = meta.get("sample_rate")
+    if rate is not None and rate != sample_rate:
+        raise AudioAEError(f"{path}: encoded at {rate} Hz, the model runs at {sample_rate} Hz")
+    made = meta.get("downsampling_ratio")
+    if made is not None and (isinstance(made, bool) or not isinstance(made, int) or made < 1):
+        raise AudioAEError(
+            f'{where}: "downsampling_ratio" is {json.dumps(made)}; expected a whole number above 0'
+        )
+    if made is not None and made != ratio:
+        raise AudioAEError(
+            f"{path}: encoded by a model of downsampling ratio {made} ({where}), the decoding "
+            f"model's is {ratio}: the audio would be {ratio / made:g} times as long as the "
+            "source; decode with the model that encoded it"
+        )
+    length = meta.get("length")
+    most = frames * ratio
+    if length is None:
+        return None
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= most:
+        raise AudioAEError(
+            f'{where}: "length" is {json.dumps(length)}; expected a whole number of samples '
+            f'from 1 to {most} ({frames} frames of {ratio}), or no "length" to keep them all'
+        )
+    return length
 
 
 def check_codes(path: Path, codes: Tensor, codebooks: int | None, size: int | None) -> None:

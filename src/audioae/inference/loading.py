@@ -35,7 +35,7 @@ from audioae.autoencoder import AudioAutoencoder
 from audioae.build import build_autoencoder
 from audioae.errors import CheckpointError, ConfigError
 from audioae.inference import diffusers
-from audioae.inference.weights import load_strict, read_weights
+from audioae.inference.weights import check_finite, load_strict, read_weights
 from audioae.pretransforms.autoencoder import AutoencoderPretransform
 
 CONFIG, WEIGHTS, EMA = runs.CONFIG, runs.WEIGHTS, runs.EMA
@@ -143,8 +143,9 @@ def inline_pretransform(cfg: DictConfig, origin: Path | str) -> DictConfig:
         inner = read_config(pre.path)
     except CheckpointError as e:
         raise CheckpointError(
-            f"{origin}: pretransform.path refers to a model that cannot be read ({e}); "
-            "export the run (audioae-export), which stores the pretransform's config inline"
+            f"{origin}: its pretransform, the model at pretransform.path {pre.path}, cannot be "
+            f"read ({e}); its weights are in this checkpoint, but its architecture is read from "
+            "there: put that model back at that path (or set pretransform.path to a copy of it)"
         ) from None
     cfg = cfg.copy()
     cfg.pretransform.config = model_config(inner)
@@ -153,18 +154,26 @@ def inline_pretransform(cfg: DictConfig, origin: Path | str) -> DictConfig:
 
 
 def read_state(source: Source, ema: bool = True) -> dict:
-    """The autoencoder state dict of a located model (EMA weights when present and wanted)."""
+    """The autoencoder state dict of a located model (EMA weights when present and wanted);
+    every command and init_from load weights through here, so a NaN or infinite weight is
+    refused here, naming the tensor (weights.check_finite)."""
     if source.kind == "sat":
         from audioae.inference.sat import autoencoder_state
 
-        return autoencoder_state(read_weights(source.weights), ema=ema, source=source.weights)
-    if source.kind == "diffusers":
-        return diffusers.read_state(source.config.parent, source.weights)
-    if ema and source.ema is not None:
-        averaged = runs.ema_weights(read_weights(source.ema))
-        if averaged is not None:
-            return averaged
-    return read_weights(source.weights)
+        state = autoencoder_state(read_weights(source.weights), ema=ema, source=source.weights)
+    elif source.kind == "diffusers":
+        state = diffusers.read_state(source.config.parent, source.weights)
+    elif (
+        ema
+        and source.ema is not None
+        and (averaged := runs.ema_weights(read_weights(source.ema))) is not None
+    ):
+        check_finite(averaged, source.ema, "; --no-ema takes the online weights")
+        return averaged
+    else:
+        state = read_weights(source.weights)
+    check_finite(state, source.weights)
+    return state
 
 
 def load_model(

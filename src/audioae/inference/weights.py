@@ -64,6 +64,25 @@ def read_weights(path: str | Path) -> dict[str, Tensor]:
     return tensors
 
 
+def check_finite(state: Mapping[str, Tensor], source: str | Path, hint: str = "") -> None:
+    """Fail, naming the first tensor and how many of its values, when a floating-point tensor
+    of `state` holds NaN or infinity: such a model outputs NaN (a diverged run, a corrupt
+    file). `hint` ends the message (e.g. how to take other weights)."""
+    for key in sorted(state):
+        t = state[key]
+        if t.is_floating_point() and not (finite := t.isfinite()).all():
+            bad = int((~finite).sum())
+            more = sum(
+                1 for k, v in state.items() if k != key and v.is_floating_point()
+                and not v.isfinite().all()
+            )  # fmt: skip
+            others = f" (and {more} more tensor(s))" if more else ""
+            raise CheckpointError(
+                f"{source}: weight {key} holds {bad} NaN or infinite value(s) of {t.numel()}"
+                f"{others}: the model would output NaN (a diverged run or a corrupt file){hint}"
+            )
+
+
 def _listing(label: str, keys: list[str], limit: int = 12) -> list[str]:
     lines = [f"  {label}: {k}" for k in keys[:limit]]
     if len(keys) > limit:

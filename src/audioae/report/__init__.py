@@ -11,13 +11,19 @@ to its own --out folder as without --report. The report folder holds
   signal);
 - img/KEY/: mel spectrograms of the reference and each reconstruction and their difference
   (spectra.py).
-KEY is the file's name relative to the data root, made safe, plus a hash of it.
+KEY is the file's name relative to the data root, made safe, plus a hash of it. The report is
+written into a hidden folder inside DIR and moved into place when complete (`staged`): a failed
+or interrupted run leaves the previous report as it was, never a half-written one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -109,14 +115,46 @@ def evaluate_runs(
     if report is not None:
         check_report(report, force)
     results = []
-    for i, (ckpt, out) in enumerate(zip(checkpoints, outs)):
-        keep = None if report is None else AudioWriter(report, i, references=i == 0)
-        if len(checkpoints) > 1:
-            print(f"\n[{i + 1}/{len(checkpoints)}] {ckpt}")
-        results.append(evaluate(ckpt, inputs, out, force=force, keep_audio=keep, **options))
-    if report is not None:
-        from audioae.report.page import write_page
+    with staged(report) as stage:
+        for i, (ckpt, out) in enumerate(zip(checkpoints, outs)):
+            keep = None if stage is None else AudioWriter(stage, i, references=i == 0)
+            if len(checkpoints) > 1:
+                print(f"\n[{i + 1}/{len(checkpoints)}] {ckpt}")
+            results.append(evaluate(ckpt, inputs, out, force=force, keep_audio=keep, **options))
+        if stage is not None:
+            from audioae.report.page import write_page
 
-        page = write_page(report, results, labels(checkpoints))
-        print(f"report: {page}")
+            write_page(stage, results, labels(checkpoints))
+    if report is not None:
+        print(f"report: {report / PAGE}")
     return results
+
+
+@contextmanager
+def staged(report: Path | None) -> Iterator[Path | None]:
+    """A hidden folder in `report` to write the whole report into; on success its audio/,
+    img/, assets and page replace the report's (the page last), on any failure it is removed
+    (and `report` too when this created it), so that no half-written report is left."""
+    if report is None:
+        yield None
+        return
+    created = not report.exists()
+    report.mkdir(parents=True, exist_ok=True)
+    stage = report / f".tmp-{os.getpid()}-report"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
+        names = [*sorted(p.name for p in stage.iterdir() if p.name != PAGE), PAGE]
+        for name in names:  # a folder is swapped: the old one moved aside, then removed
+            old = report / f".tmp-{os.getpid()}-old-{name}"
+            if (report / name).is_dir():
+                (report / name).rename(old)
+            os.replace(stage / name, report / name)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not any(report.iterdir()):
+            report.rmdir()
+        raise
+    shutil.rmtree(stage, ignore_errors=True)

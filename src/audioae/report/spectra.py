@@ -36,7 +36,10 @@ def require_matplotlib() -> None:
 
 
 def mel_db(audio: np.ndarray, rate: int) -> np.ndarray:
-    """(C, T) samples -> (N_MELS, frames) log-mel power in dB, the channels' mean power."""
+    """(C, T) samples -> (N_MELS, frames) log-mel power in dB, the channels' mean power; a clip
+    shorter than the centred STFT's reflect padding needs (N_FFT // 2 + 1) is zero-padded."""
+    if (short := N_FFT // 2 + 1 - audio.shape[-1]) > 0:
+        audio = np.pad(audio, ((0, 0), (0, short)))
     mel = torchaudio.transforms.MelSpectrogram(
         rate, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, power=2.0
     )
