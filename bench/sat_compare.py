@@ -249,10 +249,13 @@ def sat_import(training):
             import stable_audio_tools.models.autoencoders  # noqa: F401
             from stable_audio_tools.models.factory import create_model_from_config
             if training:
-                import stable_audio_tools.training.autoencoders  # noqa: F401
+                import stable_audio_tools.training.autoencoders as sat_training
                 from stable_audio_tools.training.factory import (
                     create_training_wrapper_from_config,
                 )
+                # 0.0.20 logs an update-to-weight ratio with tensors made on "cuda": a logged
+                # scalar only, 0 on the CPU
+                sat_training.calc_update_to_weight_ratio = lambda *args, **kwargs: 0.0
                 return create_model_from_config, create_training_wrapper_from_config
             return create_model_from_config, None
         except ModuleNotFoundError as e:

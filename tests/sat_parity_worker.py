@@ -123,6 +123,8 @@ def main(job_path: str) -> None:
                 record[f"s{step}.autoencoder.{name}"] = p.detach().clone().contiguous()
             for name, p in module.discriminator.state_dict().items():
                 record[f"s{step}.discriminator.{name}"] = p.detach().clone().contiguous()
+            for name, p in module.autoencoder_ema.ema_model.state_dict().items():
+                record[f"s{step}.ema.{name}"] = p.detach().clone().contiguous()
             opt_gen, opt_disc = module.optimizers()
             record[f"s{step}.lr.generator"] = torch.tensor(opt_gen.param_groups[0]["lr"])
             record[f"s{step}.lr.discriminator"] = torch.tensor(opt_disc.param_groups[0]["lr"])

@@ -209,7 +209,9 @@ def test_stable_audio_2_training_hyperparameters():
     assert list(cfg.discriminator.stride) == [1, 1] and cfg.discriminator.weight_norm_first
     assert list(cfg.loss.terms.spectral.fft_sizes) == [2048, 1024, 512, 256, 128, 64, 32]
     assert cfg.loss.terms.spectral.perceptual_weighting
-    assert cfg.trainer.use_ema and (cfg.trainer.ema.decay, cfg.trainer.ema.power) == (0.9999, 0.75)
+    ema = cfg.trainer.ema  # 0.0.20's: beta 0.999, every 10th batch, a copy for 2000 updates
+    assert cfg.trainer.use_ema
+    assert (ema.decay, ema.power, ema.every, ema.start) == (0.999, 0.75, 5, 2000)
     s = cfg.trainer.schedule
     assert (s.warmup_steps, s.encoder_freeze_on_warmup, s.disc_during_warmup) == (0, False, True)
     assert (s.gen_updates, s.disc_updates, s.joint) == (1, 1, False)  # G even, D odd steps

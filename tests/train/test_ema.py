@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from audioae.errors import ConfigError
 from audioae.train.ema import EMA
 
 
@@ -45,3 +46,20 @@ def test_buffers_are_copied_not_averaged():
     ema.update(online)
     assert ema.model.running_mean.item() == 4.0
     assert ema.model.num_batches_tracked.item() == 7
+
+
+def test_every_and_start_follow_stable_audio_tools_0_0_20():
+    """every=2, start=1: calls 1, 3, 5 do nothing; call 2 is update 1 (a copy), call 4 update 2
+    (still a copy: decay_at(2 - 1) = 0), call 6 update 3 (decay min(0.5, 1 - 2^-1) = 0.5)."""
+    online = nn.Linear(1, 1, bias=False)
+    ema = EMA(nn.Linear(1, 1, bias=False), decay=0.5, power=1.0, every=2, start=1)
+    ema.model.weight.data.fill_(-1.0)
+    seen = []
+    for v in [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]:
+        online.weight.data.fill_(v)
+        ema.update(online)
+        seen.append(ema.model.weight.item())
+    assert seen == [-1.0, 4.0, 4.0, 8.0, 8.0, 10.0]  # 0.5 * 8 + 0.5 * 12
+    assert int(ema.updates) == 6
+    with pytest.raises(ConfigError, match="every=0"):
+        EMA(nn.Linear(1, 1), every=0)

@@ -417,13 +417,16 @@ DEFAULT_LOSS_CONFIGS = {
 # torch's default weight decay (0.01, which stable-audio-tools never sets).
 DEFAULT_BETAS = [0.8, 0.99]
 
-# Initialisation, EMA and GAN schedule that stable-audio-tools hard-codes (PyTorch's own init;
-# ema-pytorch beta 0.9999, power 3/4;
-# G on even, D on odd steps, D trains during warmup; no gradient clipping).
+# Initialisation, EMA and GAN schedule that stable-audio-tools 0.0.20 hard-codes (PyTorch's own
+# init; its EMA: beta 0.999, power 3/4, updated after every 10th batch, i.e. every 5th generator
+# step, copying the weights for its first 2000 updates; G on even, D on odd steps, D trains
+# during warmup; no gradient clipping).
 FIXED_TRAINING = {
     "trainer.data_init": None,
-    "trainer.ema.decay": 0.9999,
+    "trainer.ema.decay": 0.999,
     "trainer.ema.power": 0.75,
+    "trainer.ema.every": 5,
+    "trainer.ema.start": 2000,
     "trainer.schedule.disc_during_warmup": True,
     "trainer.schedule.gen_updates": 1,
     "trainer.schedule.disc_updates": 1,
