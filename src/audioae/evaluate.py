@@ -14,8 +14,10 @@ that holds all inputs (a DIR argument itself), and a file counts towards each fo
 (music/test/x.wav towards music/test and music). Means of SI-SDR are means of the dB values, as
 dac's evaluation reports them. Every mean also has the input dependence (`Dependence`): how
 much the outputs of different files differ, against their inputs, which exposes a model whose
-output ignores its input. Outputs: a table on the terminal, results.json (everything, with
-the definitions) and results.csv (one row per file or mean and condition) in --out.
+output ignores its input. Files the metrics cannot score (unreadable, shorter than the STFT
+needs, silent) are left out of the means and listed under `skipped` (`unmeasurable`). Outputs:
+a table on the terminal, results.json (everything, with the definitions) and results.csv (one
+row per file or mean and condition) in --out.
 """
 
 from __future__ import annotations

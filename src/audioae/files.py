@@ -89,6 +89,16 @@ def check_writable(folder: Path) -> None:
     if not probe.is_dir():
         where = "" if probe == folder else f" ({probe}, in which it would be created)"
         raise AudioAEError(f"{folder}: not a folder{where}")
+    try:  # the folders to create: the system refuses a name too long only when creating it
+        longest = os.pathconf(probe, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        longest = 255
+    for part in folder.relative_to(probe).parts:
+        if len(os.fsencode(part)) > longest:
+            raise AudioAEError(
+                f"{folder}: File name too long (a name of {len(os.fsencode(part))} bytes; "
+                f"this file system takes {longest})"
+            )
     try:  # by trying: os.access misses read-only mounts, and root passes it everywhere
         tempfile.TemporaryFile(dir=probe).close()
     except OSError as e:
