@@ -97,6 +97,8 @@ def config_to_sat(cfg: DictConfig) -> dict:
 def _training(c: dict, bspec: S.Component) -> dict:
     trainer, schedule = c["trainer"], c["trainer"]["schedule"]
     for path, value in S.FIXED_TRAINING.items():
+        if path.startswith("trainer.ema.") and not trainer.get("use_ema"):
+            continue  # the average's settings matter only when there is one
         have = lookup(c, path)
         if not same(have, value):
             _lost(path, f"{have} has no stable-audio-tools equivalent (it uses {value})")
