@@ -275,14 +275,14 @@ def test_export_stores_latent_stats(model_dir, data, tmp_path):
 SAT_PYTHON = Path(os.environ.get("AUDIOAE_SAT_PYTHON", "/tmp/satvenv/bin/python"))
 SAT_READ = """
 import json, sys
-from stable_audio_tools.data.dataset import LocalDatasetConfig, PreEncodedDataset
-ds = PreEncodedDataset([LocalDatasetConfig(id="x", path=sys.argv[1])], latent_crop_length=50,
+from stable_audio_tools.data.dataset import LatentDatasetConfig, PreEncodedDataset
+ds = PreEncodedDataset([LatentDatasetConfig(id="x", path=sys.argv[1])], latent_crop_length=50,
                        random_crop=True)
 out = {}
 for i in range(len(ds)):
     latents, info = ds[i]
     mask = info["padding_mask"][0]
-    out[ds.filenames[i]] = {"read": info["latent_filename"], "shape": list(latents.shape),
+    out[ds.filenames[i][0]] = {"read": info["latent_filename"], "shape": list(latents.shape),
                             "valid": int(mask.sum()), "start": info["latent_crop_start"],
                             "relpath": info["relpath"], "seconds_total": info["seconds_total"]}
 print(json.dumps(out))
