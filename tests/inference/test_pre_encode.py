@@ -307,3 +307,75 @@ def test_stable_audio_tools_reads_the_folder(model_dir, data, tmp_path):
         assert item["shape"] == [8, 50] and item["relpath"] == meta["relpath"]
         assert item["seconds_total"] == meta["seconds_total"]
         assert item["valid"] == min(50, sum(meta["padding_mask"]) - item["start"])
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _refused(argv: list[str], capsys) -> str:
+    """audioae-pre-encode ARGV's one-line error (exit status 2)."""
+    from audioae.cli.pre_encode import main
+
+    with pytest.raises(SystemExit) as code:
+        main(argv)
+    said = capsys.readouterr().err.strip()
+    assert code.value.code == 2 and "\n" not in said and "Traceback" not in said, said
+    return said
+
+
+def test_force_replaces_only_what_pre_encode_wrote(model_dir, data, tmp_path, capsys):
+    """--force re-encodes; the user's files in OUT, in digit-named folders too, stay."""
+    from audioae.cli.pre_encode import main
+
+    out = tmp_path / "lib"
+    args = [str(data), "--out", str(out), "--chunk-size", "64", "--overlap", "16"]
+    main([str(model_dir), *args, "--device", "cpu"])
+    mine = {"2019/song.json": b'{"title": "mine"}', "2019/song.npy": b"\x93NUMPY mine",
+            "0/notes.json": b"{}", "0/0123456789abcdef.npy": b"not an item"}  # fmt: skip
+    for name, content in mine.items():
+        (out / name).parent.mkdir(exist_ok=True)
+        (out / name).write_bytes(content)
+    other = make_export(tmp_path / "other", seed=1)
+    main([str(other), *args, "--device", "cpu", "--force"])
+    assert {k: v for k, v in _files(out).items() if k in mine} == mine
+    written = [
+        json.loads(js.read_text()) for js in out.glob("*/*.json") if pe.ITEM.fullmatch(js.name)
+    ]
+    hashes = {meta["model_hash"] for meta in written if "model_hash" in meta}
+    assert len(written) == 3 and hashes == {
+        json.loads((out / "stats.json").read_text())["model_hash"]
+    }
+
+
+def test_latents_never_go_into_the_input_folder_or_one_with_audio(
+    model_dir, data, tmp_path, capsys
+):
+    before = _files(data)
+    said = _refused([str(model_dir), str(data), "--out", str(data), "--force"], capsys)
+    assert said == (
+        f"audioae-pre-encode: --out {data}: it is the input folder {data}; write the latents "
+        "into a folder of their own"
+    )
+    said = _refused([str(model_dir), str(data / "sub"), "--out", str(data), "--force"], capsys)
+    assert f"--out {data}: it holds the input folder {data / 'sub'}" in said
+    assert _files(data) == before
+    lib = tmp_path / "lib"
+    (lib / "2019").mkdir(parents=True)
+    tone(lib / "2019" / "song.wav", 16000, 2, 0.2)
+    kept = _files(lib)
+    said = _refused([str(model_dir), str(data), "--out", str(lib), "--force"], capsys)
+    assert f"--out {lib}: it holds audio ({lib / '2019' / 'song.wav'})" in said
+    assert _files(lib) == kept
+
+
+@pytest.mark.parametrize("name", ["details.json", "stats.json"])
+def test_a_details_or_stats_file_of_someone_else_is_never_replaced(
+    model_dir, data, tmp_path, capsys, name
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text('{"mine": true}\n')
+    said = _refused([str(model_dir), str(data), "--out", str(out), "--force"], capsys)
+    assert f"{out / name}: not written by audioae-pre-encode" in said
+    assert _files(out) == {name: b'{"mine": true}\n'}

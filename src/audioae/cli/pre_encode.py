@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--force",
         action="store_true",
         help="write into DIR although it holds latents of another model or settings "
-        "(re-encodes everything)",
+        "(re-encodes everything, replacing only the files audioae-pre-encode wrote)",
     )
     args = p.parse_args(argv)
 

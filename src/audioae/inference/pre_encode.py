@@ -24,6 +24,10 @@ all complete (the .json is written after the .npy, both atomically, so a complet
 complete item), and the statistics read those back; batches never span groups of batch_size
 files, and only whole groups are skipped, so a resumed run writes what an uninterrupted one
 writes, bit for bit. Unreadable files are warnings, listed in details.json, never fatal.
+
+OUT is never the input folder nor a folder holding audio, and --force replaces only the files
+named as written here (items, temporary files; details.json and stats.json when they are ours):
+any other file in OUT stays.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -82,6 +87,20 @@ def item_id(relpath: str, crop: int) -> str:
 def padding_mask(valid: int, frames: int, ratio: int) -> list[int]:
     """1 for the frames whose first sample is audio (frame j: sample j * ratio < valid)."""
     return [1 if j * ratio < valid else 0 for j in range(frames)]
+
+
+# the names of the files written here: items (item_id) and atomic_write's temporary files
+ITEM = re.compile(r"[0-9a-f]{16}_\d{5,}\.(npy|json)")
+TEMPORARY = re.compile(r"\.tmp-\d+-")
+
+
+def _json(path: Path) -> dict:
+    """A JSON object file's contents, {} when it is not one."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _one(item):
@@ -155,14 +174,32 @@ class _Run:
     # --- the output folder ----------------------------------------------------------------------
 
     def check_out(self) -> None:
-        """Refuse to add to an OUT written with another model or settings, unless --force."""
+        """Refuse an OUT that is or holds the input folder, or holds audio, or whose details.json
+        or stats.json audioae did not write; and to add to one written with another model or
+        settings, unless --force."""
+        from audioae.data.audio_dir import find_audio
+
         check_writable(self.out)
+        out, data = self.out.resolve(), self.data.resolve()
+        if out == data or out in data.parents:
+            raise AudioAEError(
+                f"--out {self.out}: it {'is' if out == data else 'holds'} the input folder "
+                f"{self.data}; write the latents into a folder of their own"
+            )
+        if self.out.is_dir() and (audio := find_audio(str(self.out))):
+            raise AudioAEError(
+                f"--out {self.out}: it holds audio ({audio[0]}); write the latents into a "
+                "folder of their own"
+            )
         details = self.out / DETAILS
+        for name, key, kind in ((DETAILS, "settings", dict), (STATS, "model_hash", str)):
+            if (self.out / name).exists() and not isinstance(_json(self.out / name).get(key), kind):
+                raise AudioAEError(
+                    f"{self.out / name}: not written by audioae-pre-encode, so never replaced "
+                    "(not even with --force); another --out"
+                )
         if details.exists():
-            try:
-                old = json.loads(details.read_text()).get("settings", {})
-            except ValueError:
-                old = {}
+            old = _json(details)["settings"]
             differ = [k for k in self.settings if k != "model" and old.get(k) != self.settings[k]]
             if differ and not self.opt.force:
                 k = differ[0]
@@ -175,11 +212,12 @@ class _Run:
 
     def prepare_out(self) -> None:
         """Main process: remove temporary files a killed run left, and with --force the items
-        of an earlier run; then record the run as started."""
+        of an earlier run (only files named as this module names them: any other is kept);
+        then record the run as started."""
         self.out.mkdir(parents=True, exist_ok=True)
         for folder in self._folders():
             for p in folder.iterdir():
-                if p.name.startswith(".tmp-") or (self.opt.force and p.suffix in (".npy", ".json")):
+                if TEMPORARY.match(p.name) or (self.opt.force and ITEM.fullmatch(p.name)):
                     p.unlink(missing_ok=True)
         write_text(self.out / DETAILS, json.dumps(self.details("running"), indent=2) + "\n")
 
