@@ -118,23 +118,13 @@ def ours(args) -> dict:
 
 
 def _sat_factory():
-    """stable-audio-tools' create_model_from_config; modules that only its other model types
-    import (k_diffusion, ...) are stubbed when missing."""
-    from unittest import mock
+    """stable-audio-tools' create_model_from_config (bench/sat_venv.py stubs what it never uses)."""
+    from sat_venv import import_sat  # bench/, beside this script
 
-    for _ in range(30):
-        try:
-            import stable_audio_tools.models.autoencoders  # noqa: F401 - imports its deps
-            from stable_audio_tools.models.factory import create_model_from_config
+    import_sat("models.autoencoders")
+    from stable_audio_tools.models.factory import create_model_from_config
 
-            return create_model_from_config
-        except ModuleNotFoundError as e:
-            parts = e.name.split(".")
-            for i in range(1, len(parts) + 1):
-                sys.modules.setdefault(".".join(parts[:i]), mock.MagicMock())
-            for name in [m for m in sys.modules if m.startswith("stable_audio_tools")]:
-                del sys.modules[name]
-    raise RuntimeError("cannot import stable_audio_tools")
+    return create_model_from_config
 
 
 def sat(args) -> dict:

@@ -78,6 +78,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from sat_venv import import_sat  # bench/, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 SA2_JSON = ROOT / "tests/convert/fixtures/configs/stable_audio_2_0_vae.json"
@@ -168,8 +169,10 @@ def threads(job):
     return torch.get_num_threads()
 
 
-SHARED = (_status_mb, peak_rss_mb, reset_peak_rss, Turns, Unit, threads)
-SHARED_IMPORTS = "import contextlib, json, os, resource, sys, time\nfrom pathlib import Path\n"
+SHARED = (_status_mb, peak_rss_mb, reset_peak_rss, Turns, Unit, threads, import_sat)
+SHARED_IMPORTS = (
+    "import contextlib, importlib, json, os, resource, sys, time\nfrom pathlib import Path\n"
+)
 
 
 # --- audioae's worker (this interpreter) ---------------------------------------------------------
@@ -242,30 +245,15 @@ STUBBED = []
 
 
 def sat_import(training):
-    """SAT's factories. Modules its autoencoder path imports but never uses (k_diffusion,
-    einops_exts, wandb: no logger here) are stubbed when missing."""
-    for _ in range(40):
-        try:
-            import stable_audio_tools.models.autoencoders  # noqa: F401
-            from stable_audio_tools.models.factory import create_model_from_config
-            if training:
-                import stable_audio_tools.training.autoencoders as sat_training
-                from stable_audio_tools.training.factory import (
-                    create_training_wrapper_from_config,
-                )
-                # 0.0.20 logs an update-to-weight ratio with tensors made on "cuda": a logged
-                # scalar only, 0 on the CPU
-                sat_training.calc_update_to_weight_ratio = lambda *args, **kwargs: 0.0
-                return create_model_from_config, create_training_wrapper_from_config
-            return create_model_from_config, None
-        except ModuleNotFoundError as e:
-            STUBBED.append(e.name)
-            parts = e.name.split(".")
-            for i in range(1, len(parts) + 1):
-                sys.modules.setdefault(".".join(parts[:i]), mock.MagicMock())
-            for name in [m for m in sys.modules if m.startswith("stable_audio_tools")]:
-                del sys.modules[name]
-    raise RuntimeError("cannot import stable_audio_tools")
+    """SAT's factories (bench/sat_venv.py's import_sat stubs what they never use here)."""
+    import_sat("models.autoencoders", *(["training.autoencoders"] if training else []))
+    from stable_audio_tools.models.factory import create_model_from_config
+
+    if not training:
+        return create_model_from_config, None
+    from stable_audio_tools.training.factory import create_training_wrapper_from_config
+
+    return create_model_from_config, create_training_wrapper_from_config
 
 
 def torch_compat():

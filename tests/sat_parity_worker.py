@@ -21,37 +21,17 @@ from unittest import mock
 import torch
 from safetensors.torch import load_file, save_file
 
-STUBBED: list[str] = []
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from sat_venv import STUBBED, import_sat
 
 
 def sat_import():
-    """SAT's factories. Modules its training wrapper imports at the top but never uses here
-    (wandb: no logger; k_diffusion and friends) are stubbed when missing."""
-    for _ in range(40):
-        try:
-            import stable_audio_tools.models.autoencoders
-            import stable_audio_tools.training.autoencoders  # noqa: F401
-            from stable_audio_tools.models.factory import create_model_from_config
-            from stable_audio_tools.training.factory import create_training_wrapper_from_config
+    """SAT's model and training-wrapper factories."""
+    import_sat("models.autoencoders", "training.autoencoders")
+    from stable_audio_tools.models.factory import create_model_from_config
+    from stable_audio_tools.training.factory import create_training_wrapper_from_config
 
-            cpu_logging_only()
-            return create_model_from_config, create_training_wrapper_from_config
-        except ModuleNotFoundError as e:
-            STUBBED.append(e.name)
-            parts = e.name.split(".")
-            for i in range(1, len(parts) + 1):
-                sys.modules.setdefault(".".join(parts[:i]), mock.MagicMock())
-            for name in [m for m in sys.modules if m.startswith("stable_audio_tools")]:
-                del sys.modules[name]
-    raise RuntimeError("cannot import stable_audio_tools")
-
-
-def cpu_logging_only() -> None:
-    """0.0.20 logs an update-to-weight ratio every 10 steps with tensors made on 'cuda': on
-    the CPU it logs 0 instead (a logged scalar only; nothing trained depends on it)."""
-    import stable_audio_tools.training.autoencoders as sat_training
-
-    sat_training.calc_update_to_weight_ratio = lambda *args, **kwargs: 0.0
+    return create_model_from_config, create_training_wrapper_from_config
 
 
 class Queue:
