@@ -143,6 +143,26 @@ def test_the_library_refuses_a_run_in_use_too(tmp_path):
         ("trainer.precision=fp8", "trainer.precision=fp8: must be one of no, fp16, bf16"),
         ("optim.generator.optimizer.lr=-1e-4", "optim.generator.optimizer.lr=-0.0001"),
         ("data=audio_dir", "data.path is required"),  # with "for data=audio_dir" under Hydra
+        ("latent_dim=0", "latent_dim=0: must be a positive integer"),
+        ("io_channels=0", "io_channels=0: must be a positive integer"),
+        ("out_channels=0", "out_channels=0: must be a positive integer"),
+        ("optim.generator.optimizer.lr=abc", "lr=abc: a learning rate must be a number >= 0"),
+        ("optim.discriminator.optimizer.lr=true", "lr=True: a learning rate must be a number"),
+        (
+            "trainer.demo_every=50 trainer.num_demos=0",
+            "trainer.num_demos=0 with trainer.demo_every=50: trainer.num_demos must be >= 1 "
+            "(or trainer.demo_every=0 turns them off)",
+        ),
+        (
+            "trainer.val_every=1 trainer.val_batches=0",
+            "trainer.val_batches=0 with trainer.val_every=1: trainer.val_batches must be >= 1",
+        ),
+        ("trainer.val_batches=-1", "trainer.val_batches=-1 with trainer.val_every=0"),
+        (
+            "trainer.max_nonfinite=0",
+            "trainer.max_nonfinite=0: must be a positive integer (consecutive non-finite steps "
+            "that stop the run; 1: the first)",
+        ),
     ],
 )
 def test_bad_values_are_refused_naming_the_key(override, words):
@@ -151,8 +171,17 @@ def test_bad_values_are_refused_naming_the_key(override, words):
     from conftest import compose_train
 
     with pytest.raises(ConfigError) as e:
-        schema.check(compose_train(*FAST, override))
+        schema.check(compose_train(*FAST, *override.split()))
     assert words in str(e.value)
+
+
+def test_accepted_values_pass_the_check():
+    from audioae import schema
+    from conftest import compose_train
+
+    # demos and validation off need no counts; 1 non-finite step stops the run
+    off = ("trainer.num_demos=0", "trainer.val_batches=0", "trainer.max_nonfinite=1")
+    schema.check(compose_train(*FAST, *off, "optim.generator.optimizer.lr=0"))
 
 
 @pytest.mark.parametrize(
@@ -262,9 +291,10 @@ def test_resume_auto_passes_over_empty_and_truncated_step_folders(run, tmp_path)
     said = proc.stdout + proc.stderr
     for folder in (truncated, ckpts / "step_00000003"):
         assert f"{folder} is empty, incomplete or truncated: passed over" in said
+        assert f"{folder} is damaged: moved to {folder.name}.damaged" in said  # issue 32
     assert f"resumed from {ckpts / 'step_00000002'} at step 2" in (run / "train.log").read_text()
     assert (ckpts / "step_00000003/model.safetensors").exists()
-    assert snapshot(truncated) == kept
+    assert snapshot(ckpts / "step_00000004.damaged") == kept  # set aside, never deleted
 
 
 def test_resuming_with_another_model_shape_is_refused_before_writing(run, tmp_path):

@@ -73,6 +73,16 @@ def step_of(name: str) -> int | None:
     return int(digits) if name.startswith(_STEP) and digits.isdigit() else None
 
 
+def checkpoint_step(folder: Path) -> int:
+    """The step of a complete checkpoint: its folder name's, or its state.pt's when renamed."""
+    step = step_of(Path(folder).name)
+    return step if step is not None else int(read_state(folder)["loop"]["step"])
+
+
+def read_state(folder: Path) -> dict:
+    return torch.load(Path(folder) / STATE, weights_only=True)
+
+
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / step_name(step)
 
@@ -84,6 +94,15 @@ def demo_dir(run_dir: Path, step: int) -> Path:
 def is_run(path: Path) -> bool:
     """Whether `path` is a run folder (it has checkpoints/, complete ones or not)."""
     return (Path(path) / CHECKPOINTS).is_dir()
+
+
+def holds_checkpoints(path: Path) -> bool:
+    """Whether `path` is a run folder, a checkpoint, or a checkpoints/ folder: a place that
+    commands read as a run, so never a place to export into."""
+    path = Path(path).expanduser()
+    if is_run(path) or is_complete(path) or CHECKPOINTS in (path.name, path.parent.name):
+        return True
+    return path.is_dir() and any(step_of(p.name) is not None for p in path.iterdir())
 
 
 def is_complete(folder: Path) -> bool:
@@ -123,10 +142,34 @@ def _live_owner(lock: Path) -> tuple[str, str] | None:
     return pid, host
 
 
+# An export's or a model folder's files (stable-audio-tools: model_config.json, model.ckpt);
+# a run folder holds its weights under checkpoints/ only.
+MODEL_FILES = (WEIGHTS, "model_config.json", "model.ckpt")
+
+
+def _ours(name: str) -> bool:
+    """Whether a top-level name is one a training writes in its run folder: the layout above,
+    Hydra's .hydra/ and train.log, and hidden entries (.lock, .submitit/)."""
+    resume_config = name.startswith("config.resume-") and name.endswith(".yaml")
+    layout = (CONFIG, TENSORBOARD, HOLDOUT, DEMOS, CHECKPOINTS)
+    return name in layout or resume_config or name.startswith(".") or name.endswith(".log")
+
+
 def check_run_dir(run_dir: Path, resume: str | None) -> None:
-    """What claim_run_dir refuses, without claiming: a folder that has checkpoints without
-    resume=, or one that a live training holds."""
+    """What claim_run_dir refuses, without claiming: a folder that is not an audioae run (an
+    export, a model folder, or a folder of other files that is not a run with checkpoints), a
+    folder that has checkpoints without resume=, or one that a live training holds."""
     run_dir = Path(run_dir)
+    entries = sorted(p.name for p in run_dir.iterdir()) if run_dir.is_dir() else []
+    foreign = [n for n in entries if not _ours(n)]
+    if any(n in MODEL_FILES for n in foreign) or (foreign and not is_run(run_dir)):
+        said = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
+        raise CheckpointError(
+            f"{run_dir} is not an audioae run folder (it holds {said}, which training does not "
+            "write): train into a new or empty folder (hydra.run.dir=...)"
+        )
     if not resume and step_folders(run_dir):
         raise CheckpointError(
             f"{run_dir} already has checkpoints: continue it with resume=auto, "
@@ -219,14 +262,45 @@ def is_readable(folder: Path) -> bool:
         return False
 
 
-def newest_readable(run_dir: Path) -> Path | None:
+def newest_readable(run_dir: Path, warn: bool = True) -> Path | None:
     """The newest checkpoint of `run_dir` that reads back, warning about each newer step
     folder passed over (empty, incomplete or truncated); None when there is none."""
     for _, folder in sorted(step_folders(run_dir).items(), reverse=True):
         if is_readable(folder):
             return folder
-        log.warning("%s is empty, incomplete or truncated: passed over", folder)
+        if warn:
+            log.warning("%s is empty, incomplete or truncated: passed over", folder)
     return None
+
+
+def set_aside(folder: Path) -> Path:
+    """Rename a damaged step folder to step_N.damaged (or .damaged-2, ...), so that its step
+    can be saved again; it is kept for the user to inspect or delete."""
+    folder = Path(folder)
+    target, n = folder.with_name(folder.name + ".damaged"), 1
+    while target.exists():
+        n += 1
+        target = folder.with_name(f"{folder.name}.damaged-{n}")
+    folder.rename(target)
+    log.warning("%s is damaged: moved to %s, and its step is trained again", folder, target.name)
+    return target
+
+
+def clear_way(run_dir: Path, resume: Path | None, fix: bool = True) -> None:
+    """Before a run resumes `resume` (None: starts at step 0) in `run_dir`: refuse when
+    `run_dir` holds a readable checkpoint newer than it (training would write over that step's
+    demos and logs, then fail to save it), and set aside (`fix`) the damaged newer ones."""
+    start = checkpoint_step(resume) if resume is not None else 0
+    newer = {s: p for s, p in sorted(step_folders(run_dir).items()) if s > start}
+    if intact := [p.name for p in newer.values() if is_readable(p)]:
+        given = resume or "step 0"
+        raise CheckpointError(
+            f"{run_dir} has checkpoints newer than {given}: {', '.join(intact)}; continue from "
+            f"the newest with resume=auto, or branch into a new run folder: "
+            f"resume={given} hydra.run.dir=NEW"
+        )
+    for folder in newer.values() if fix else ():
+        set_aside(folder)
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:
@@ -237,14 +311,14 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
         return None
 
 
-def resume_from(resume: str | None, run_dir: Path) -> Path | None:
+def resume_from(resume: str | None, run_dir: Path, warn: bool = True) -> Path | None:
     """resume=PATH: that checkpoint (or its run's newest); resume=auto: the newest complete
     checkpoint of this run directory, if any (for preempted jobs that restart themselves)."""
     if not resume:
         return None
     if resume == "auto":
-        return newest_readable(run_dir)
-    if is_run(resume) and not is_complete(resume) and (found := newest_readable(resume)):
+        return newest_readable(run_dir, warn)
+    if is_run(resume) and not is_complete(resume) and (found := newest_readable(resume, warn)):
         return found
     try:
         return find_checkpoint(resume)
@@ -355,12 +429,8 @@ def save_checkpoint(
             torch.save(state, tmp / STATE)
             OmegaConf.save(cfg, tmp / CONFIG, resolve=True)
             if final.exists():  # an incomplete folder of that step (copied or pruned by hand)
-                old = final.with_name(final.name + ".old")
-                final.rename(old)
-                tmp.rename(final)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(final)
+                set_aside(final)
+            tmp.rename(final)
     except (OSError, RuntimeError) as e:  # full disk, unwritable folder: keep the others
         # torch.save reports a failed write as a RuntimeError ("... No space left on device")
         if acc.is_main_process:
@@ -382,7 +452,7 @@ def load_checkpoint(acc: Accelerator, path: Path, modules: dict[str, nn.Module])
         if not file.exists():
             raise CheckpointError(f"{path}: no {file.name} (was the run configured differently?)")
         module.load_state_dict(load_file(file))  # copied onto the module's device
-    return torch.load(path / STATE, weights_only=True)
+    return read_state(path)
 
 
 def ema_weights(ema_state: dict[str, Tensor]) -> dict[str, Tensor] | None:

@@ -97,10 +97,18 @@ POSITIVE = (
     "trainer.batch_size",
     "trainer.grad_accum",
     "trainer.checkpoint_every",
+    "trainer.max_nonfinite",
     "sample_rate",
     "sample_size",
+    "io_channels",
+    "in_channels",
+    "out_channels",
+    "latent_dim",
 )
+HINTS = {"trainer.max_nonfinite": " (consecutive non-finite steps that stop the run; 1: the first)"}
 NON_NEGATIVE = ("trainer.log_every", "trainer.demo_every", "trainer.val_every")  # 0 = never
+# each needs its count when its interval is on (an interval of 0 turns it off)
+COUNTS = (("trainer.demo_every", "trainer.num_demos"), ("trainer.val_every", "trainer.val_batches"))
 LEARNING_RATES = ("optim.generator.optimizer.lr", "optim.discriminator.optimizer.lr")
 PRECISIONS = ("no", "fp16", "bf16")
 
@@ -122,14 +130,21 @@ def check_values(cfg) -> None:
         raise ConfigError(f"{key} is required" + (f" for {group}={choice}" if choice else ""))
     for key in POSITIVE:
         if (value := OmegaConf.select(cfg, key)) is not None and value <= 0:
-            raise ConfigError(f"{key}={value}: must be a positive integer")
+            raise ConfigError(f"{key}={value}: must be a positive integer{HINTS.get(key, '')}")
     for key in NON_NEGATIVE:
         if (value := OmegaConf.select(cfg, key)) is not None and value < 0:
             raise ConfigError(f"{key}={value}: must be >= 0 (0 = never)")
+    for every, count in COUNTS:
+        on, n = OmegaConf.select(cfg, every), OmegaConf.select(cfg, count)
+        if n is not None and (n < 0 or (on and n == 0)):
+            raise ConfigError(
+                f"{count}={n} with {every}={on}: {count} must be >= 1 (or {every}=0 turns them off)"
+            )
     for key in LEARNING_RATES:
         value = OmegaConf.select(cfg, key)
-        if isinstance(value, (int, float)) and value < 0:
-            raise ConfigError(f"{key}={value}: a learning rate must be >= 0")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is not None and (not number or value < 0):
+            raise ConfigError(f"{key}={value}: a learning rate must be a number >= 0")
     if (precision := OmegaConf.select(cfg, "trainer.precision")) not in PRECISIONS:
         raise ConfigError(f"trainer.precision={precision}: must be one of {', '.join(PRECISIONS)}")
 

@@ -78,10 +78,15 @@ def check_run_dir(args: list[str]) -> None:
     from audioae.errors import AudioAEError
 
     values = {k.lstrip("+"): v for k, _, v in (a.partition("=") for a in args if "=" in a)}
-    resume = values.get("resume") not in (None, "", "null")
+    resume = values.get("resume")
+    resume = None if resume in ("", "null") else resume
     if "hydra.run.dir" in values and "-m" not in args and "--multirun" not in args:
+        run_dir = Path(values["hydra.run.dir"])
         try:
-            runs.check_run_dir(Path(values["hydra.run.dir"]), "auto" if resume else None)
+            runs.check_run_dir(run_dir, resume)
+            if resume and "${" not in resume:  # an interpolation is resolved by Hydra: later
+                found = runs.resume_from(resume, run_dir, warn=False)
+                runs.clear_way(run_dir, found, fix=False)
         except AudioAEError as e:
             fail(PROG, one_line(e))
 

@@ -33,6 +33,7 @@ from audioae.files import atomic_write, check_new, check_writable, write_text
 from audioae.inference.latent_stats import LATENT_STATS, read_stats
 from audioae.inference.loading import CONFIG, SAT_CONFIG, WEIGHTS, locate, read_config, read_state
 from audioae.inference.weights import load_strict, state_hash
+from audioae.runs import holds_checkpoints
 
 FORMATS = ("audioae", "diffusers", "onnx")
 
@@ -48,6 +49,11 @@ def export(
 ):
     """Write the export folder; returns the hash of the exported weights. latent_stats: a
     stats.json of audioae-pre-encode made with these weights, stored beside them."""
+    if holds_checkpoints(out):  # commands would read the run as this export from then on
+        raise AudioAEError(
+            f"--out {out}: a run or checkpoint folder (it holds checkpoints); export into a "
+            "folder of its own, e.g. exports/NAME"
+        )
     source = locate(run)
     cfg = read_config(run, source)
     state = read_state(source, ema=ema)

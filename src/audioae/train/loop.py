@@ -10,6 +10,7 @@ logs are plain function calls on the main process.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -35,7 +36,15 @@ from audioae.memory import reuse_freed_memory
 from audioae.train.collectives import check_replicas, stop_requested
 from audioae.train.demo import demo_clips, write_demo
 from audioae.train.scalars import Averages, Throughput
-from audioae.train.setup import Losses, Net, Training, build_training, init_from_data
+from audioae.train.setup import (
+    Losses,
+    Net,
+    Training,
+    build_training,
+    init_from_data,
+    resume_settings,
+    settings,
+)
 from audioae.train.signals import StopRequest
 from audioae.train.validate import held_out_data, validate, validation_batches
 
@@ -91,39 +100,75 @@ def train(cfg: DictConfig, run_dir: Path) -> Path | None:
     # cpu=True without CUDA lets Accelerate run several CPU processes (gloo) under torchrun
     # or `accelerate launch --multi_gpu`; with one process it changes nothing.
     acc = Accelerator(
-        mixed_precision=t.precision, kwargs_handlers=[ddp], cpu=not torch.cuda.is_available()
+        mixed_precision=precision(cfg), kwargs_handlers=[ddp], cpu=not torch.cuda.is_available()
     )
+    if t.precision != "no" and not acc.native_amp:  # Accelerate runs fp16 on a CPU as fp32
+        where = "a CPU" if acc.device.type == "cpu" else acc.device
+        log.warning(
+            "trainer.precision=%s is not supported on %s: training in fp32 (config.yaml says "
+            "trainer.precision=no)",
+            t.precision,
+            where,
+        )
+        cfg.trainer.precision = "no"  # what ran, in config.yaml and the checkpoints
     run_dir = Path(broadcast_object_list([str(run_dir)])[0])  # the main process's run dir
     set_seed(t.seed)
 
     # Everything that can fail on the config fails here, before any data is read. init_from
     # (weights only) applies to a fresh run: a resumed one restores all its own state.
-    fresh = runs.resume_from(cfg.resume, run_dir) is None
-    training = build_training(cfg, acc, fresh=fresh)
+    resume = runs.resume_from(cfg.resume, run_dir)
+    # compared before anything is written: another model shape is an error naming the keys
+    changes = runs.config_changes(resume, cfg) if resume is not None else {}
+    training = build_training(cfg, acc, fresh=resume is None)
     # One owner per run folder; the other processes learn the verdict (they would wait forever).
     refusal = None
     if acc.is_main_process:
         try:
             runs.claim_run_dir(run_dir, cfg.resume)
+            try:  # never train steps that cannot be saved (a newer checkpoint holds their step)
+                runs.clear_way(run_dir, resume)
+            except AudioAEError:
+                runs.release_run_dir(run_dir)
+                raise
         except AudioAEError as e:
             refusal = str(e)
     refusal = broadcast_object_list([refusal])[0]
     if refusal is not None:
         raise CheckpointError(refusal)
     try:
-        return _train(cfg, run_dir, acc, training)
+        return _train(cfg, run_dir, acc, training, resume, changes)
     finally:
         if acc.is_main_process:
             runs.release_run_dir(run_dir)
 
 
-def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training) -> Path | None:
+def precision(cfg: DictConfig) -> str:
+    """trainer.precision, or "no" (with a warning) for bf16 on a GPU without bf16, which
+    Accelerate would refuse with a traceback."""
+    asked = cfg.trainer.precision
+    cuda = torch.cuda.is_available() and not os.environ.get("ACCELERATE_USE_CPU")
+    if asked == "bf16" and cuda and not torch.cuda.is_bf16_supported():
+        log.warning("trainer.precision=bf16 is not supported on this GPU: training in fp32")
+        cfg.trainer.precision = "no"
+    return cfg.trainer.precision
+
+
+def _train(
+    cfg: DictConfig,
+    run_dir: Path,
+    acc: Accelerator,
+    training: Training,
+    resume: Path | None,
+    changes: dict[str, tuple],
+) -> Path | None:
     t = cfg.trainer
     gen, dis, losses, ema = training.gen, training.dis, training.losses, training.ema
-    resume = runs.resume_from(cfg.resume, run_dir)
-    # compared before anything is written: another model shape is an error naming the keys
-    changes = runs.config_changes(resume, cfg) if resume is not None else {}
-    resumed_at = runs.step_of(resume.name) if resume is not None else None
+    resumed_at = runs.checkpoint_step(resume) if resume is not None else None
+    augment = build(cfg.augment, "augment") if cfg.get("augment") else None
+    dataset = build(cfg.data, "data")
+    # checked before the run's config is written: a val_path that holds training files
+    held = held_out_data(cfg, dataset, run_dir if acc.is_main_process else None)
+    val_batches = validation_batches(cfg, held) if t.val_every else []
     if acc.is_main_process and (resume is None or changes or not (run_dir / runs.CONFIG).exists()):
         written = runs.prepare_run_dir(run_dir, cfg, resumed_at)
         if changes:
@@ -131,10 +176,6 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
             log.warning(
                 "resuming %s with other settings (%s), recorded in %s", resume, said, written
             )
-    augment = build(cfg.augment, "augment") if cfg.get("augment") else None
-    dataset = build(cfg.data, "data")
-    held = held_out_data(cfg, dataset, run_dir if acc.is_main_process else None)
-    val_batches = validation_batches(cfg, held) if t.val_every else []
     # training crops only are augmented (data/augment.py); a mixture's shares come from the
     # draw numbers (data/mix.py)
     source, dataset = dataset, augmented(dataset, augment)
@@ -146,10 +187,13 @@ def _train(cfg: DictConfig, run_dir: Path, acc: Accelerator, training: Training)
     schedulers = {k: n.sched for k, n in nets if n is not None and n.sched is not None}
     state = TrainState()
     if resume is not None:
+        built = {name: settings(net) for name, net in nets if net is not None}
         saved = runs.load_checkpoint(acc, resume, modules)
         state.load_state_dict(saved["loop"])
-        for name, sched in schedulers.items():
-            sched.load_state_dict(saved["schedulers"][name])
+        for name, net in nets:
+            if net is not None:  # the settings the config changed over the checkpoint's
+                own = saved["schedulers"].get(name)
+                resume_settings(net, f"optim.{name}", built[name], own, changes, cfg.optim[name])
         log.info("resumed from %s at step %d", resume, state.step)
 
     def checkpoint() -> Path:

@@ -11,18 +11,20 @@ import logging
 import warnings
 from dataclasses import dataclass
 
+import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from audioae.autoencoder import AudioAutoencoder
-from audioae.build import build, build_autoencoder
+from audioae.build import FREEZABLE, build, build_autoencoder
 from audioae.errors import ConfigError
 from audioae.losses.weighting import check_weights, flatten
 from audioae.train.ema import EMA
 from audioae.train.init_from import init_weights
 from audioae.train.schedule import GANSchedule
+from audioae.train.schedulers import InverseLR
 from audioae.train.step import Net, StepResult, train_step
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,69 @@ def make_net(module: nn.Module, cfg: DictConfig, key: str) -> Net:
     opt = build(cfg.optimizer, f"{key}.optimizer")(p for p in module.parameters())
     sched = build(cfg.scheduler, f"{key}.scheduler")(opt) if cfg.get("scheduler") else None
     return Net(module, opt, sched, cfg.get("clip_grad_norm", 0.0))
+
+
+def settings(net: Net) -> list[dict]:
+    """The hyperparameters of each of `net`'s optimizer groups, as built from the config."""
+    return [{k: v for k, v in group.items() if k != "params"} for group in net.opt.param_groups]
+
+
+def resume_settings(
+    net: Net, key: str, built: list[dict], saved: dict | None, changes: dict, cfg: DictConfig
+) -> None:
+    """On resume, after the checkpoint's optimizer state (Accelerate's load_state restores its
+    param groups): the settings under `key` (optim.generator) that `changes`
+    (runs.config_changes) says the config changed are the config's again: the optimizer's
+    (lr, betas, weight decay, ...; `built`: `settings` before loading) and the scheduler's
+    (`cfg`: optim.generator), which keeps its step count (`saved`: its state, None when the
+    checkpoint had no scheduler). Settings not changed keep the checkpoint's state as is, so
+    that a resume equals an uninterrupted run."""
+    changed = [k.removeprefix(f"{key}.") for k in changes if k.startswith(f"{key}.")]
+    hyper = {k.split(".")[1] for k in changed if k.startswith("optimizer.")}
+    hyper -= {"_target_", "_partial_"}
+    rescheduled = any(k.split(".")[0] == "scheduler" for k in changed)
+    groups, sched = net.opt.param_groups, net.sched
+    for group, fresh in zip(groups, built):
+        group.update({k: fresh[k] for k in hyper - {"lr"} if k in fresh})
+    if sched is None or saved is None:  # a constant lr, or a scheduler new here: from its start
+        if "lr" in hyper or rescheduled:
+            for group, fresh in zip(groups, built):
+                group.update({k: fresh[k] for k in ("lr", "initial_lr") if k in fresh})
+        return
+    if not rescheduled:
+        sched.load_state_dict(saved)  # its own settings; the base lrs are set below
+        if "lr" not in hyper:
+            return
+    sched.last_epoch, sched._step_count = saved["last_epoch"], saved["_step_count"]
+    base = [fresh["initial_lr"] for fresh in built]
+    lrs = lrs_at(build(cfg.scheduler, f"{key}.scheduler"), base, sched.last_epoch)
+    sched.base_lrs, sched._last_lr = base, lrs
+    for group, initial, lr in zip(groups, base, lrs):
+        group.update(initial_lr=initial, lr=lr)
+
+
+def lrs_at(scheduler, base_lrs: list[float], steps: int) -> list[float]:
+    """The learning rates that `scheduler(optimizer)` sets after `steps` steps from `base_lrs`:
+    its closed form where it has one, else replayed on a stand-in optimizer (exact for any
+    scheduler, chained ones too, at about 30 us a step)."""
+    opt = torch.optim.SGD(
+        [{"params": [torch.zeros(1, requires_grad=True)], "lr": lr} for lr in base_lrs]
+    )
+    sched = scheduler(opt)
+    if hasattr(sched, "_get_closed_form_lr") or isinstance(sched, CLOSED_FORM):
+        sched.last_epoch = steps
+        with warnings.catch_warnings():  # torch warns about get_lr() outside step()
+            warnings.simplefilter("ignore")
+            closed = getattr(sched, "_get_closed_form_lr", sched.get_lr)
+            return [float(lr) for lr in closed()]
+    opt.step()  # no gradients, nothing moves: only so that the scheduler does not warn
+    for _ in range(steps):
+        sched.step()
+    return [group["lr"] for group in opt.param_groups]
+
+
+# schedulers whose get_lr() depends on last_epoch and base_lrs only, not on the current lr
+CLOSED_FORM = (InverseLR, torch.optim.lr_scheduler.LambdaLR)
 
 
 def compile_forward(*modules: nn.Module | None) -> None:
@@ -101,6 +166,12 @@ def build_training(
     is set (train/init_from.py), and its EMA from a copy of them."""
     schedule: GANSchedule = build(cfg.trainer.schedule, "trainer.schedule")
     model = build_autoencoder(cfg) if model is None else model
+    if not any(p.requires_grad for p in model.parameters()):
+        frozen = ", ".join(cfg.get("freeze") or [])
+        raise ConfigError(
+            f"freeze=[{frozen}] leaves no parameter to train: freeze fewer of "
+            f"{', '.join(FREEZABLE)} (a bottleneck such as the VAE has no parameters of its own)"
+        )
     terms = {k: v for k, v in cfg.loss.terms.items() if v is not None}  # null: no such term
     losses = Losses({k: build(v, f"loss.terms.{k}") for k, v in terms.items()})
     disc = build(cfg.discriminator, "discriminator") if cfg.loss.adversarial else None

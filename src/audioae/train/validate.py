@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from audioae import runs
+from audioae.errors import ConfigError
 from audioae.metrics import mel_distance, si_sdr, stft_distance
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ def held_out_data(cfg: DictConfig, dataset: Dataset, run_dir: Path | None = None
     keeps out of training are listed in run_dir/holdout.txt (when run_dir is given)."""
     val_path = cfg.trainer.get("val_path") or None
     held = dataset.held_out(val_path)
+    if val_path is not None:
+        check_held_out(val_path, cfg.data.get("path"), dataset, held)
     names = dataset.held_out_names
     if run_dir is not None and names:
         listing = Path(run_dir) / runs.HOLDOUT
@@ -37,6 +41,24 @@ def held_out_data(cfg: DictConfig, dataset: Dataset, run_dir: Path | None = None
             unused if val_path else "",
         )
     return held
+
+
+def check_held_out(val_path: str, data_path: str | None, dataset: Dataset, held: Dataset) -> None:
+    """Refuse a `trainer.val_path` that holds training files (it is data.path, or a folder
+    inside it or around it), naming both keys: validation on them would not be held out."""
+    if data_path is None or not hasattr(dataset, "files") or not hasattr(held, "files"):
+        return
+    roots = [os.path.abspath(os.path.expanduser(str(p))) for p in (val_path, data_path)]
+    if not any(os.path.commonpath(roots) == root for root in roots):
+        return  # neither folder holds the other: no file in both
+    trained = {os.path.abspath(f.path) for f in dataset.files}
+    shared = sorted(f.path for f in held.files if os.path.abspath(f.path) in trained)
+    if shared:
+        raise ConfigError(
+            f"trainer.val_path={val_path}: {len(shared)} of its {len(held.files)} files are "
+            f"training files of data.path={data_path} (e.g. {shared[0]}), so validation and "
+            "demos would not be held out; use a folder outside data.path"
+        )
 
 
 def validation_batches(cfg: DictConfig, held: Dataset) -> list[Tensor]:
