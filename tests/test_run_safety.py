@@ -118,7 +118,7 @@ def test_a_truncated_newest_checkpoint_is_set_aside_and_its_step_saved_again(run
     proc = train(run, "resume=auto", "trainer.max_steps=4", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     aside = run / "checkpoints/step_00000004.damaged"
-    assert f"{newest} is damaged: moved to step_00000004.damaged" in said(proc)
+    assert f"{newest} is damaged: moved to step_00000004.damaged, so that" in said(proc)
     assert snapshot(aside) == damaged  # kept as it was, never deleted
     from audioae.runs import is_readable, resume_from
 

@@ -291,7 +291,7 @@ def test_resume_auto_passes_over_empty_and_truncated_step_folders(run, tmp_path)
     said = proc.stdout + proc.stderr
     for folder in (truncated, ckpts / "step_00000003"):
         assert f"{folder} is empty, incomplete or truncated: passed over" in said
-        assert f"{folder} is damaged: moved to {folder.name}.damaged" in said  # issue 32
+        assert f"{folder} is damaged: moved to {folder.name}.damaged, so that" in said  # issue 32
     assert f"resumed from {ckpts / 'step_00000002'} at step 2" in (run / "train.log").read_text()
     assert (ckpts / "step_00000003/model.safetensors").exists()
     assert snapshot(ckpts / "step_00000004.damaged") == kept  # set aside, never deleted

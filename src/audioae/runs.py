@@ -18,7 +18,8 @@ An export (`audioae-export`) has the checkpoint's `config.yaml` and `model.safet
 
 A checkpoint is written into `step_N.tmp` and renamed into place, so a `step_N` folder is
 complete; `find_checkpoint` also requires the files a complete one has (`COMPLETE`), so a folder
-copied or pruned by hand is passed over rather than half-loaded.
+copied or pruned by hand is passed over rather than half-loaded. A damaged step folder in the way
+of a run is renamed `step_N.damaged` (`set_aside`), never deleted.
 
 Nothing here is loaded by unpickling arbitrary objects: weights are safetensors, the rest is
 read with `torch.load(weights_only=True)` (Accelerate's own loader does the same). We do not use
@@ -282,7 +283,9 @@ def set_aside(folder: Path) -> Path:
         n += 1
         target = folder.with_name(f"{folder.name}.damaged-{n}")
     folder.rename(target)
-    log.warning("%s is damaged: moved to %s, and its step is trained again", folder, target.name)
+    log.warning(
+        "%s is damaged: moved to %s, so that its step can be saved again", folder, target.name
+    )
     return target
 
 

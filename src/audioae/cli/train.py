@@ -87,7 +87,7 @@ def check_run_dir(args: list[str]) -> None:
             if resume and "${" not in resume:  # an interpolation is resolved by Hydra: later
                 found = runs.resume_from(resume, run_dir, warn=False)
                 runs.clear_way(run_dir, found, fix=False)
-        except AudioAEError as e:
+        except (AudioAEError, OSError) as e:  # OSError: an unreadable folder
             fail(PROG, one_line(e))
 
 
