@@ -522,3 +522,18 @@ def test_an_out_name_too_long_is_one_line(run, wav, tmp_path, command, under):
     proc = cli(command, *args, "--out", out, cwd=tmp_path)
     one_line_error(proc, LONG, "too long")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_folder_reads_as_its_newest_checkpoint_even_beside_an_export(run, tmp_path):
+    """An export left in a run folder (by versions that allowed it) never shadows the run."""
+    import shutil
+
+    from audioae import runs
+    from audioae.inference.loading import locate
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    newest = runs.find_checkpoint(copy)
+    shutil.copy(newest / "config.yaml", copy / "config.yaml")
+    shutil.copy(newest / "model.safetensors", copy / "model.safetensors")
+    assert locate(copy).weights.parent == newest

@@ -79,11 +79,11 @@ def locate(path: str | Path) -> Source:
             if (path.parent / name).exists():
                 return Source(kind, path.parent / name, path)
         raise CheckpointError(f"{path}: no {CONFIG} or {SAT_CONFIG} beside it to build the model")
+    if runs.is_run(path):  # before an export's files: a run folder reads as its newest step
+        return locate(runs.find_checkpoint(path))
     if (path / CONFIG).exists() and (path / WEIGHTS).exists():
         ema = path / EMA
         return Source("audioae", path / CONFIG, path / WEIGHTS, ema if ema.exists() else None)
-    if runs.is_run(path):
-        return locate(runs.find_checkpoint(path))
     if diffusers.is_diffusers(path):
         if not (path / diffusers.WEIGHTS).exists():
             raise CheckpointError(f"{path}: a diffusers folder without {diffusers.WEIGHTS}")
