@@ -170,7 +170,9 @@ def test_training_steps_match_stable_audio_tools(sat_run):
                 sat_terms = {"discriminator": theirs["discriminator_loss"]}
             for name, value in ours.items():
                 assert value == pytest.approx(sat_terms[name], rel=1e-4, abs=1e-7), (i, name)
-            close(grads, prefixed(sat, f"s{i}.grad."), f"step {i} gradients", 1e-4)
+            # 5e-3: a discriminator bias's gradient sums many terms that cancel (hinge real vs
+            # fake), so another summation order (thread count) moves it by ~1e-3 of the norm
+            close(grads, prefixed(sat, f"s{i}.grad."), f"step {i} gradients", 5e-3)
             close(model.state_dict(), prefixed(sat, f"s{i}.autoencoder."), f"step {i}", 1e-5)
             close(t.dis.module.state_dict(), prefixed(sat, f"s{i}.discriminator."), f"step {i}",
                   1e-5)  # fmt: skip
