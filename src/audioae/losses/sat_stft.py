@@ -50,14 +50,19 @@ def k_weighting_taps(sample_rate: float, taps: int = 257, ref_hz: float = 1000.0
 
 
 class KWeighting(nn.Module):
-    """(N, C, T) -> (N, C, T): the K-weighting FIR, reflect-padded to keep the length."""
+    """The K-weighting FIR, reflect-padded to keep the length; `forward(input, target)` filters
+    both, as auraloss's FIRFilter, which it replaces in `MultiResolutionSTFT(form="sat")`."""
 
     def __init__(self, sample_rate: float):
         super().__init__()
         kernel = torch.from_numpy(k_weighting_taps(sample_rate).astype(np.float32))
         self.register_buffer("kernel", kernel.view(1, 1, -1), persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, input: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        return self.filter(input), self.filter(target)
+
+    def filter(self, x: Tensor) -> Tensor:
+        """(N, C, T) -> (N, C, T)."""
         n, c, t = x.shape
         pad = (self.kernel.shape[-1] - 1) // 2
         x = F.pad(x.reshape(n * c, 1, t), (pad, pad), mode="reflect")

@@ -145,12 +145,12 @@ class MultiResolutionSTFT(nn.Module):
             raise ValueError(f"form={form!r}: expected auraloss or sat")
         self.channels = channels
         if form == "sat":
-            self._sat_form(sample_rate, fft_sizes, hop_sizes, w_sc, w_log_mag, w_lin_mag, eps)
             if w_phs or scale is not None or scale_invariance or sc_norm != "batch":
                 raise ValueError(
                     "form=sat takes no w_phs, scale, scale_invariance or sc_norm (they belong "
                     "to form=auraloss)"
                 )
+            self._sat_form(sample_rate, fft_sizes, hop_sizes, w_sc, w_log_mag, w_lin_mag, eps)
             self.prefilter = KWeighting(sample_rate) if perceptual_weighting else None
             return
         # torch.stft reflect-pads by n_fft // 2, which needs a longer input
@@ -192,9 +192,7 @@ class MultiResolutionSTFT(nn.Module):
         b, c, t = real.shape
         # Channels fold into the batch: the mean over channels of the per-channel loss.
         recon, real = recon.reshape(b * c, 1, t), real.reshape(b * c, 1, t)
-        if isinstance(self.prefilter, KWeighting):
-            recon, real = self.prefilter(recon), self.prefilter(real)
-        elif self.prefilter is not None:
+        if self.prefilter is not None:
             recon, real = self.prefilter(recon, real)
         loss = self.per_channel(recon, real)
         if self.sum_diff is not None:
