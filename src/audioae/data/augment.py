@@ -86,11 +86,15 @@ class Augment:
         channel_swap_p: float = 0.0,
         silence_p: float = 0.0,
     ) -> None:
-        for name, p in (("polarity_p", polarity_p), ("mono_p", mono_p), ("silence_p", silence_p)):
+        probabilities = {
+            "polarity_p": polarity_p,
+            "mono_p": mono_p,
+            "channel_swap_p": channel_swap_p,
+            "silence_p": silence_p,
+        }
+        for name, p in probabilities.items():
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"augment.{name}={p}: a probability in [0, 1]")
-        if not 0.0 <= channel_swap_p <= 1.0:
-            raise ConfigError(f"augment.channel_swap_p={channel_swap_p}: a probability in [0, 1]")
         if gain_db is not None and (len(gain_db) != 2 or gain_db[0] > gain_db[1]):
             raise ConfigError(f"augment.gain_db={list(gain_db)}: give [low, high] with low <= high")
         if loudness_range < 0 or max_peak <= 0 or max_gain_db < 0 or seed < 0 or sample_rate < 1:
