@@ -69,11 +69,10 @@ def walk(root: str, keep: Callable[[str], bool]) -> list[str]:
 def check_new(paths: Iterable[Path], force: bool) -> None:
     """Fail, naming the first one, when any of `paths` exists and `force` is not set, or is a
     folder or another non-file (which no --force can replace by a file)."""
-    for p in map(Path, paths):
-        if _exists(p) and (p.is_dir() or special_kind(p)):
-            what = "a folder" if p.is_dir() else special_kind(p)
+    existing = [p for p in map(Path, paths) if _exists(p)]  # once: `paths` may be an iterator
+    for p in existing:
+        if what := "a folder" if p.is_dir() else special_kind(p):
             raise AudioAEError(f"{p}: {what}, where a file would be written; name a file")
-    existing = [Path(p) for p in paths if _exists(Path(p))]
     if existing and not force:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise AudioAEError(f"{existing[0]} exists{more}; --force overwrites")
